@@ -1,0 +1,13 @@
+"""minigrad: reverse-mode automatic differentiation on numpy, small enough to read.
+
+This module is the public face only: it imports and re-exports. Reading order:
+tensor.py -> autograd/function.py -> autograd/engine.py -> ops/ -> nn/ -> examples/.
+"""
+from .autograd.engine import grad
+from .autograd.function import AnomalyError, Context, Function
+from .gradcheck import GradcheckError, VacuousGradcheckWarning, gradcheck, gradgradcheck
+from .modes import (detect_anomaly, enable_grad, eval_mode, is_grad_enabled, is_training, no_grad,
+                    set_grad_enabled, set_training, trace_backward, train_mode)
+from .tensor import Tensor, tensor
+
+__version__ = "0.1.0"

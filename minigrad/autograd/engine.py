@@ -1,0 +1,166 @@
+"""The backward pass: topological order, one backward call per node, gradient accumulation.
+
+Invariants: traversal is iterative (no recursion limit on deep graphs) and keys nodes by
+identity; every gradient that reaches a tensor has that tensor's shape, made so in exactly one
+place (``unbroadcast``); after a backward without ``retain_graph`` every node on the path drops
+its saved arrays and parents, so a training loop's memory does not grow.
+"""
+import numpy as np
+
+from .. import modes
+from ..tensor import Tensor
+from .function import Context, check_finite
+
+RELEASED = ("Trying to backward through the graph a second time (or to use a graph whose saved "
+            "arrays were already freed). Pass retain_graph=True to the first backward() if you "
+            "need to backward through it again.")
+
+
+def topological_order(roots):
+    """Tensors reachable from ``roots`` that require grad, each after every tensor it feeds.
+
+    Iterative depth-first search: a node is emitted once all its parents were emitted; the
+    reversed list is the order in which backward visits them.
+    """
+    order, visited = [], set()
+    stack = [(r, False) for r in roots]
+    while stack:
+        t, parents_done = stack.pop()
+        if parents_done:
+            order.append(t)
+            continue
+        if id(t) in visited:
+            continue
+        visited.add(id(t))
+        stack.append((t, True))
+        if t._ctx is not None:
+            if t._ctx.parents is None:
+                raise RuntimeError(RELEASED)
+            for p in t._ctx.parents:
+                if p is not None and id(p) not in visited:
+                    stack.append((p, False))
+    order.reverse()
+    return order
+
+
+def unbroadcast(grad, shape, op):
+    """Sum ``grad`` over the axes that broadcasting added or stretched, so it has ``shape``.
+
+    (2, 3, 4) -> (3, 1): sum axis 0 (added) and axis 2 (stretched from 1), then reshape.
+    Works on arrays and on Tensors (create_graph), since both have ``sum`` and ``reshape``.
+    """
+    extra = grad.ndim - len(shape)
+    if extra >= 0 and all(g == n or n == 1 for g, n in zip(grad.shape[extra:], shape)):
+        stretched = tuple(extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1)
+        return grad.sum(axis=tuple(range(extra)) + stretched, keepdims=True).reshape(shape)
+    raise ValueError(f"{op}.backward produced a gradient of shape {tuple(grad.shape)} for an input "
+                     f"of shape {shape}; it cannot be summed down to the input's shape")
+
+
+def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capture=None):
+    """Propagate ``root_grads`` from ``roots`` to every tensor that requires grad.
+
+    Without ``capture``: leaves (and tensors that called ``retain_grad``) accumulate into
+    ``.grad``. With ``capture`` (a list of tensors, for ``mg.grad``): nothing is written to
+    ``.grad``; returns the gradient reaching each captured tensor (None if none did).
+    With ``create_graph`` gradients are Tensors and the backward pass itself is recorded.
+    """
+    grads = {}
+    for r, g in zip(roots, root_grads):
+        grads[id(r)] = g if id(r) not in grads else grads[id(r)] + g
+    order = topological_order(roots)
+    wanted = None if capture is None else {id(t) for t in capture}
+    captured = {}
+    previous, modes.grad_enabled = modes.grad_enabled, create_graph
+    try:
+        for t in order:
+            grad = grads.pop(id(t), None)
+            if grad is None:
+                continue  # no path from the roots carried a gradient here
+            if t._hooks:
+                for hook in list(t._hooks.values()):
+                    replaced = hook(grad)
+                    if replaced is not None:
+                        grad = replaced
+            if wanted is not None:
+                if id(t) in wanted:
+                    captured[id(t)] = grad
+            elif t._ctx is None or t._retains_grad:
+                accumulate_grad(t, grad)
+            ctx = t._ctx
+            if ctx is None:
+                continue
+            if create_graph:
+                graph_ctx = Context()
+                graph_ctx.__dict__.update(ctx.__dict__)
+                graph_ctx.saved = ctx.fn.saved_tensors(ctx, t)
+                input_grads = ctx.fn.backward(graph_ctx, grad if isinstance(grad, Tensor) else Tensor(grad))
+            else:
+                input_grads = ctx.fn.backward(ctx, grad)
+            if type(input_grads) is not tuple:
+                input_grads = (input_grads,)
+            if modes.trace:
+                print(f"backward {ctx.fn.__name__:<16} grad {tuple(grad.shape)} -> "
+                      + ", ".join(str(None if g is None else tuple(g.shape)) for g in input_grads))
+            for parent, g in zip(ctx.parents, input_grads):
+                if parent is None or g is None:
+                    continue
+                shape = parent.data.shape
+                if g.shape != shape:
+                    g = unbroadcast(g, shape, ctx.fn.__name__)
+                if type(g) is np.ndarray and g.dtype != parent.data.dtype:
+                    g = g.astype(parent.data.dtype)  # e.g. float32 input times a float64 constant
+                if modes.anomaly:
+                    check_finite(g, f"{ctx.fn.__name__}.backward returned {{what}} in a gradient",
+                                 getattr(ctx, "site", "<created outside detect_anomaly>"))
+                key = id(parent)
+                grads[key] = g if key not in grads else grads[key] + g
+            if not retain_graph:
+                ctx.saved = None
+                ctx.parents = None
+    finally:
+        modes.grad_enabled = previous
+    if capture is not None:
+        return [captured.get(id(t)) for t in capture]
+    return None
+
+
+def accumulate_grad(t, grad):
+    """Add ``grad`` into ``t.grad``; a stored array is never a view another tensor shares."""
+    if t.grad is None:
+        if type(grad) is np.ndarray and (grad.base is not None or not grad.flags.writeable):
+            grad = grad.copy()  # e.g. a broadcast view from sum's backward
+        t.grad = grad
+    else:
+        t.grad = t.grad + grad
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned instead of stored in ``.grad``.
+
+    Like torch.autograd.grad: ``grad_outputs`` weights each output (default 1 for one-element
+    outputs); returns a tuple of Tensors, one per input (None for an unused input when
+    ``allow_unused``). With ``create_graph`` the results are part of a graph and can be
+    differentiated again.
+    """
+    from ..tensor import _root_grad, _wrap
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, (Tensor, np.ndarray)):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad: got {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
+    for i, t in enumerate(inputs):
+        if not t.requires_grad:
+            raise RuntimeError(f"grad: input {i} (shape {t.shape}) does not require grad")
+    for i, t in enumerate(outputs):
+        if not t.requires_grad:
+            raise RuntimeError(f"grad: output {i} (shape {t.shape}) does not require grad and has no graph")
+    roots = [_root_grad(o, g, create_graph) for o, g in zip(outputs, grad_outputs)]
+    results = run_backward(outputs, roots, create_graph if retain_graph is None else retain_graph,
+                           create_graph, capture=inputs)
+    for i, g in enumerate(results):
+        if g is None and not allow_unused:
+            raise RuntimeError(f"grad: input {i} (shape {inputs[i].shape}) was not used to compute "
+                               f"the outputs; pass allow_unused=True to get None for it")
+    return tuple(g if g is None or isinstance(g, Tensor) else _wrap(g, False) for g in results)

@@ -1,0 +1,133 @@
+"""Fused ops: batch norm and cross-entropy as single graph nodes with hand-written backward.
+
+Each computes in one node what a chain of primitives would (compare ``nn/functional.py``,
+where ``batch_norm_composed`` sits next to ``batch_norm_fused``). Each saves intermediates
+(x_hat, softmax) for speed, so each overrides ``saved_tensors``: for a differentiable backward
+(create_graph=True) it rebuilds them from the input with primitive ops, and the hand-written
+backward below then runs on Tensors. Its second derivative is thus the derivative of this very
+formula, not of a separate one; we chose that over a hand-written double backward because the
+formula stays the only place to read, and gradgradcheck tests it against finite differences.
+"""
+import numpy as np
+
+from ..autograd.function import Function
+
+
+def bn_axes(x):
+    """Axes that batch statistics reduce over: (N, C) -> (0,), (N, C, L) -> (0, 2)."""
+    return (0,) if x.ndim == 2 else (0, 2)
+
+
+def bn_param_shape(x):
+    """Shape that broadcasts a per-channel (C,) vector against x: (1, C) or (1, C, 1)."""
+    return (1, x.shape[1]) if x.ndim == 2 else (1, x.shape[1], 1)
+
+
+class BatchNormFused(Function):
+    """y = γ · x̂ + β,  x̂ = (x - μ) · inv_std,  inv_std = 1 / sqrt(σ² + eps)   (training mode)
+
+    μ, σ² are the batch mean and *biased* batch variance per channel, over N (and L).
+    x: (N, C) or (N, C, L); weight γ, bias β: (C,) or None. forward returns
+    (y, μ (C,), σ² (C,)); μ and σ² leave as plain arrays for the running statistics.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        axes, shape = bn_axes(x), bn_param_shape(x)
+        n = x.size // x.shape[1]
+        mean = x.mean(axis=axes, keepdims=True)            # (N, C[, L]) -> (1, C[, 1])
+        x_hat = x - mean                                    # centred first: stable variance
+        var = np.einsum("ij,ij->j", x_hat, x_hat)[None] / n if x.ndim == 2 else \
+            (x_hat * x_hat).mean(axis=axes, keepdims=True)  # biased σ², (1, C[, 1])
+        inv_std = 1.0 / np.sqrt(var + eps)                  # (1, C[, 1])
+        x_hat *= inv_std                                    # in place: x - μ becomes x̂
+        ctx.save_for_backward(x_hat, inv_std, weight)
+        ctx.axes, ctx.n, ctx.eps = axes, n, eps
+        if weight is None:
+            y = x_hat.copy() if bias is None else x_hat + bias.reshape(shape)
+        else:
+            y = x_hat * weight.reshape(shape)
+            if bias is not None:
+                y += bias.reshape(shape)
+        return y, mean.reshape(-1), var.reshape(-1)
+
+    # Derivation (per channel; sums Σ run over the n = N·L values of that channel).
+    #   y = γ x̂ + β, so  dβ = Σ dy,  dγ = Σ dy·x̂,  and  dx̂ = γ dy.
+    #   x̂ = (x - μ) inv_std depends on x directly and through μ and σ²:
+    #     ∂μ/∂x_i = 1/n,   ∂σ²/∂x_i = 2 (x_i - μ) / n,   ∂inv_std/∂σ² = -inv_std³ / 2.
+    #   dx_i = inv_std dx̂_i - inv_std/n Σ dx̂ - (x_i - μ) inv_std³ / n Σ dx̂·(x - μ)
+    #        = inv_std/n · (n dx̂_i - Σ dx̂ - x̂_i Σ dx̂·x̂)               [x - μ = x̂ / inv_std]
+    #   With dx̂ = γ dy:  dx = (γ inv_std / n) · (n dy - Σ dy - x̂ Σ dy·x̂).
+    @staticmethod
+    def backward(ctx, grad_y):
+        x_hat, inv_std, weight = ctx.saved
+        axes, n = ctx.axes, ctx.n
+        sum_dy = grad_y.sum(axis=axes, keepdims=True)                    # Σ dy      (1, C[, 1])
+        sum_dy_xhat = (grad_y * x_hat).sum(axis=axes, keepdims=True)     # Σ dy·x̂   (1, C[, 1])
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            scale = inv_std / n if weight is None else weight.reshape(inv_std.shape) * inv_std / n
+            grad_x = x_hat * (-sum_dy_xhat)     # a fresh array, so += below is in place on arrays
+            grad_x += grad_y * n                # (a Tensor rebinds instead: same code, both paths)
+            grad_x -= sum_dy
+            grad_x *= scale                     # (γ inv_std / n) · (n dy - Σ dy - x̂ Σ dy·x̂)
+        grad_w = sum_dy_xhat.reshape(-1) if ctx.needs_input_grad[1] else None
+        grad_b = sum_dy.reshape(-1) if ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b
+
+    @staticmethod
+    def saved_tensors(ctx, output):
+        """x̂ and inv_std rebuilt from x with primitive ops, so the backward above can be
+        differentiated; when x needs no gradient they are constants and kept as saved."""
+        x_hat, inv_std, weight = Function.saved_tensors(ctx, output)
+        x = ctx.parents[0]
+        if x is not None:
+            mean = x.mean(axis=ctx.axes, keepdims=True)
+            centred = x - mean
+            inv_std = ((centred * centred).mean(axis=ctx.axes, keepdims=True) + ctx.eps) ** -0.5
+            x_hat = centred * inv_std
+        return x_hat, inv_std, weight
+
+
+class CrossEntropy(Function):
+    """loss_i = log Σ_k exp(z_ik) - z_i,t_i   (z: logits (N, K), t: int targets (N,));
+    dz = (softmax(z) - onehot(t)) · dloss_i   (divided by N for reduction="mean")
+
+    Stable: the row maximum is subtracted before exp (log-sum-exp), so logits of ±1e4 are fine.
+    """
+
+    @staticmethod
+    def forward(ctx, logits, target, reduction):
+        shifted = logits - logits.max(axis=1, keepdims=True)           # (N, K), row max is 0
+        exp = np.exp(shifted)
+        sum_exp = exp.sum(axis=1, keepdims=True)                       # (N, 1)
+        rows = np.arange(len(target))
+        losses = np.log(sum_exp[:, 0]) - shifted[rows, target]         # (N,)
+        exp /= sum_exp                                                 # in place: softmax
+        ctx.save_for_backward(exp)
+        ctx.target, ctx.reduction = target, reduction
+        if reduction == "mean":
+            return losses.mean()
+        return losses.sum() if reduction == "sum" else losses
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        (probs,) = ctx.saved
+        n = probs.shape[0]
+        onehot = np.zeros(probs.shape, dtype=probs.dtype)
+        onehot[np.arange(n), ctx.target] = 1
+        grad_z = probs - onehot                      # (N, K), fresh: *= is in place on arrays
+        if ctx.reduction == "none":
+            grad_z *= grad_y.reshape(n, 1)           # one upstream value per row
+        else:
+            grad_z *= grad_y / n if ctx.reduction == "mean" else grad_y
+        return grad_z, None
+
+    @staticmethod
+    def saved_tensors(ctx, output):
+        """softmax rebuilt from the logits with primitive ops (differentiable)."""
+        z = ctx.parents[0]
+        if z is None:
+            return Function.saved_tensors(ctx, output)
+        exp = (z - z.data.max(axis=1, keepdims=True)).exp()
+        return (exp / exp.sum(axis=1, keepdims=True),)

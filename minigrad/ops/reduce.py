@@ -1,0 +1,69 @@
+"""Reductions: sum, mean, max over ``axis`` (None, an int or a tuple) with ``keepdims``.
+
+Backward puts the reduced axes back (``keep_shape``: size-1 axes where the reduction was) and
+broadcasts the gradient over them, so every input element gets its share.
+"""
+import numpy as np
+
+from ..autograd.function import Function
+from .shape import broadcast_to
+
+
+def keep_shape(shape, axis):
+    """The output shape with keepdims=True: (4, 5, 6), axis=(0, 2) -> (1, 5, 1)."""
+    if axis is None:
+        return (1,) * len(shape)
+    axes = {a % len(shape) for a in ((axis,) if isinstance(axis, int) else axis)}
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+class Sum(Function):
+    """y = Σ_axis x;   dx = dy broadcast back over the summed axes"""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ctx.shape, ctx.keep = x.shape, keep_shape(x.shape, axis)
+        return x.sum(axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        return broadcast_to(grad_y.reshape(ctx.keep), ctx.shape)
+
+
+class Mean(Function):
+    """y = Σ_axis x / n;   dx = dy / n broadcast back over the averaged axes (n elements each)"""
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        ctx.shape, ctx.keep = x.shape, keep_shape(x.shape, axis)
+        y = x.mean(axis=axis, keepdims=keepdims)
+        ctx.n = x.size // max(np.size(y), 1)   # elements averaged into each output
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        return broadcast_to(grad_y.reshape(ctx.keep) / ctx.n, ctx.shape)
+
+
+class Max(Function):
+    """y = max_axis x;   dx = dy * w, where w = 1/k on each of the k maximal entries, else 0.
+
+    Ties split the gradient evenly (as torch.amax does), so the gradient still sums to dy.
+    ``w`` is piecewise constant in x, so it is saved as a constant for higher-order gradients.
+    """
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False):
+        if x.size == 0:
+            raise ValueError(f"max of an empty array of shape {x.shape}")
+        y = x.max(axis=axis, keepdims=True)                 # (.., 1, ..): reduced axes kept
+        weights = (x == y).astype(x.dtype)                  # 1 on the maxima
+        weights /= weights.sum(axis=axis, keepdims=True)    # 1/k for k tied maxima
+        ctx.keep = y.shape
+        ctx.save_for_backward(weights)
+        return y if keepdims else np.squeeze(y, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        (weights,) = ctx.saved
+        return grad_y.reshape(ctx.keep) * weights
