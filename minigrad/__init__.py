@@ -6,8 +6,10 @@ tensor.py -> autograd/function.py -> autograd/engine.py -> ops/ -> nn/ -> exampl
 from .autograd.engine import grad
 from .autograd.function import AnomalyError, Context, Function
 from .gradcheck import GradcheckError, VacuousGradcheckWarning, gradcheck, gradgradcheck
-from .modes import (detect_anomaly, enable_grad, eval_mode, is_grad_enabled, is_training, no_grad,
-                    set_grad_enabled, set_training, trace_backward, train_mode)
+from .modes import (detect_anomaly, enable_grad, eval_mode, is_grad_enabled, is_training, manual_seed,
+                    no_grad, set_grad_enabled, set_training, trace_backward, train_mode)
+from .serialization import load, save
 from .tensor import Tensor, tensor
+from . import nn, optim  # noqa: E402  (after the core they build on)
 
 __version__ = "0.1.0"

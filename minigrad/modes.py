@@ -8,10 +8,13 @@ directly (``modes.grad_enabled``) because that is the cheapest lookup on the hot
 """
 import contextlib
 
+import numpy as np
+
 grad_enabled = True   # Function.apply records a graph only while this is True
 training = True       # layers normalise with batch statistics (BN) / drop units while True
 anomaly = False       # check every forward output and gradient for NaN/Inf, keep creation sites
 trace = False         # print each backward step (op, gradient shapes), for teaching
+rng = np.random.default_rng()  # parameter initialisation and dropout masks; see manual_seed
 
 
 def is_grad_enabled():
@@ -94,3 +97,10 @@ def trace_backward():
     """Context manager: print one line per backward step (op, gradient shapes)."""
     return _Toggle("trace", True)
 
+
+
+def manual_seed(seed):
+    """Seed the generator that initialises parameters and draws dropout masks."""
+    global rng
+    rng = np.random.default_rng(seed)
+    return rng
