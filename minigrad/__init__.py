@@ -11,5 +11,6 @@ from .modes import (detect_anomaly, enable_grad, eval_mode, is_grad_enabled, is_
 from .serialization import load, save
 from .tensor import Tensor, tensor
 from . import nn, optim  # noqa: E402  (after the core they build on)
+from . import graph  # noqa: E402
 
 __version__ = "0.1.0"

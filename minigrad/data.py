@@ -97,7 +97,8 @@ class DataLoader:
     Last batch: with ``drop_last=True`` a short final batch is dropped. With ``drop_last=False``
     it is kept, except that a final batch of exactly ONE sample is folded into the previous one
     (9 samples, batch_size 4 -> sizes [4, 5]), because training-mode batch norm cannot
-    normalise a single sample (its batch variance is 0). A data set of one sample is an error.
+    normalise a single sample (its batch variance is 0). A data set of one sample is an error;
+    ``batch_size=1`` still gives one-sample batches, as explicitly asked.
     """
 
     def __init__(self, X, y, batch_size, shuffle=True, seed=0, drop_last=False):

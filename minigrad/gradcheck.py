@@ -63,9 +63,11 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_on_vacuo
         got = np.zeros(x.shape) if analytic[k] is None else analytic[k]
         excess = np.abs(got - numeric) - (atol + rtol * np.abs(numeric))
         if excess.size and excess.max() > 0:
-            worst = np.unravel_index(int(np.argmax(excess)), x.shape)
+            # plain ints and floats: numpy 2 would print index (np.int64(1),), np.float64(0.5)
+            worst = tuple(int(j) for j in np.unravel_index(int(np.argmax(excess)), x.shape))
             raise GradcheckError(f"gradcheck: input {i} (shape {x.shape}) at index {worst}: analytic "
-                                 f"{got[worst]!r} vs numeric {numeric[worst]!r} (atol={atol}, rtol={rtol})")
+                                 f"{float(got[worst])!r} vs numeric {float(numeric[worst])!r} "
+                                 f"(atol={atol}, rtol={rtol})")
         if check_dependence and np.abs(numeric).max(initial=0.0) <= atol:
             message = (f"gradcheck: the output does not depend on input {i} (shape {x.shape}) within "
                        f"atol={atol}: the check is vacuous (is the loss a plain .sum() of a normalised output?)")

@@ -45,17 +45,17 @@ class _Toggle(contextlib.ContextDecorator):
         return False
 
 
-def no_grad():
-    """Context manager and decorator: operations inside record nothing.
+def no_grad(fn=None):
+    """Context manager and decorator (``@no_grad`` or ``@no_grad()``): operations inside
+    record nothing; results have ``requires_grad=False``. For evaluation and manual updates."""
+    toggle = _Toggle("grad_enabled", False)
+    return toggle if fn is None else toggle(fn)
 
-    Results have ``requires_grad=False``; use it for evaluation and in-place parameter updates.
-    """
-    return _Toggle("grad_enabled", False)
 
-
-def enable_grad():
+def enable_grad(fn=None):
     """Context manager and decorator: re-enable recording inside a ``no_grad`` block."""
-    return _Toggle("grad_enabled", True)
+    toggle = _Toggle("grad_enabled", True)
+    return toggle if fn is None else toggle(fn)
 
 
 def is_training():

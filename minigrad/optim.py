@@ -25,6 +25,13 @@ class Optimizer:
             return hyper[name]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
+    def __setattr__(self, name, value):  # optimizer.lr = 0.01 must change what step() uses,
+        hyper = self.__dict__.get("hyperparameters", {})  # not shadow it with an attribute
+        if name in hyper:
+            hyper[name] = value
+        else:
+            object.__setattr__(self, name, value)
+
     def zero_grad(self):
         """Set every parameter's ``.grad`` to None."""
         for p in self.params:

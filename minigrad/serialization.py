@@ -23,6 +23,10 @@ def save(obj, path):
         raise TypeError(f"save expects a dict (e.g. a state_dict), got {type(obj).__name__}")
     flat = {FORMAT_KEY: np.array(FORMAT)}
     _flatten(obj, "", flat)
+    clash = sorted(set(flat) & {"file", "allow_pickle"})
+    if clash:  # np.savez's own parameter names: "file" raises, "allow_pickle" would be dropped silently
+        raise ValueError(f"save: top-level key(s) {clash} clash with np.savez's parameters; nest them "
+                         f"in a dict (e.g. {{'model': state}})")
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
@@ -44,7 +48,10 @@ def load(path):
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {path!r}")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):  # a bare .npy file holds one array
+            raise ValueError("it holds a single .npy array, not an .npz archive")
+        with archive:
             flat = {key: archive[key] for key in archive.files}   # eager: read everything now
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as err:
         raise ValueError(f"{path!r} is not a readable minigrad checkpoint (truncated, corrupt or "

@@ -4,6 +4,7 @@ Every operator and method below calls one op explicitly (``Add.apply(self, other
 grep finds each definition. Tensor itself computes nothing: ops live in ``minigrad/ops``, the
 graph node in ``autograd/function.py``, the backward pass in ``autograd/engine.py``.
 """
+import math
 import numbers
 
 import numpy as np
@@ -155,8 +156,11 @@ class Tensor:
         return handle
 
     def detach(self):
-        """A new leaf sharing this tensor's data, cut off from the graph."""
-        return _wrap(self.data, False)
+        """A new leaf sharing this tensor's memory, cut off from the graph.
+
+        Its ``.data`` is a new view object: the engine recognises saved inputs by array identity
+        (``Function.saved_tensors``), so ``x * x.detach()`` must not look like ``x * x``."""
+        return _wrap(self.data.view(), False)
 
     def numpy(self):
         return self.data
@@ -198,7 +202,10 @@ class Tensor:
         return (self.log() * exponent).exp()  # x ** t = exp(t log x), for x > 0
 
     def __rpow__(self, base):
-        return (self * np.log(base)).exp()  # b ** t = exp(t log b), for b > 0
+        # b ** t = exp(t log b), for b > 0; a Python number's log stays a Python float, so the
+        # result keeps this tensor's dtype (np.log(2.0) is a float64 scalar: float32 -> float64)
+        log_base = math.log(base) if isinstance(base, (int, float)) else np.log(base)
+        return (self * log_base).exp()
 
     def __matmul__(self, other):
         return linalg.matmul(self, other)
@@ -295,7 +302,7 @@ def _root_grad(root, grad, create_graph):
     elif isinstance(grad, Tensor):
         grad = grad if create_graph else grad.data
     else:
-        grad = np.asarray(grad, dtype=root.dtype)
+        grad = np.array(grad, dtype=root.dtype)  # a copy: .grad must not alias the caller's array
     if tuple(grad.shape) != root.shape:
         raise ValueError(f"backward: grad has shape {tuple(grad.shape)} but the tensor has shape {root.shape}")
     if create_graph and not isinstance(grad, Tensor):

@@ -36,7 +36,7 @@ def topological_order(roots):
         if t._ctx is not None:
             if t._ctx.parents is None:
                 raise RuntimeError(RELEASED)
-            for p in t._ctx.parents:
+            for p in reversed(t._ctx.parents):  # so the first input is emitted first
                 if p is not None and id(p) not in visited:
                     stack.append((p, False))
     order.reverse()
@@ -70,13 +70,15 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
         grads[id(r)] = g if id(r) not in grads else grads[id(r)] + g
     order = topological_order(roots)
     wanted = None if capture is None else {id(t) for t in capture}
-    captured = {}
+    captured, stored = {}, set()   # stored: ids of arrays already some tensor's .grad
     previous, modes.grad_enabled = modes.grad_enabled, create_graph
     try:
         for t in order:
             grad = grads.pop(id(t), None)
             if grad is None:
                 continue  # no path from the roots carried a gradient here
+            if isinstance(grad, np.generic):
+                grad = np.asarray(grad)  # 0-d + 0-d is a numpy scalar: hooks and .grad get arrays
             if t._hooks:
                 for hook in list(t._hooks.values()):
                     replaced = hook(grad)
@@ -86,7 +88,7 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
                 if id(t) in wanted:
                     captured[id(t)] = grad
             elif t._ctx is None or t._retains_grad:
-                accumulate_grad(t, grad)
+                accumulate_grad(t, grad, stored)
             ctx = t._ctx
             if ctx is None:
                 continue
@@ -108,8 +110,9 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
                 shape = parent.data.shape
                 if g.shape != shape:
                     g = unbroadcast(g, shape, ctx.fn.__name__)
-                if type(g) is np.ndarray and g.dtype != parent.data.dtype:
-                    g = g.astype(parent.data.dtype)  # e.g. float32 input times a float64 constant
+                if not isinstance(g, Tensor) and (type(g) is not np.ndarray or g.dtype != parent.data.dtype):
+                    g = np.asarray(g, dtype=parent.data.dtype)  # a numpy scalar (0-d * 0-d gives one), or
+                    # a float64 gradient for a float32 input (times a float64 constant)
                 if modes.anomaly:
                     check_finite(g, f"{ctx.fn.__name__}.backward returned {{what}} in a gradient",
                                  getattr(ctx, "site", "<created outside detect_anomaly>"))
@@ -125,14 +128,17 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
     return None
 
 
-def accumulate_grad(t, grad):
-    """Add ``grad`` into ``t.grad``; a stored array is never a view another tensor shares."""
+def accumulate_grad(t, grad, stored):
+    """Add ``grad`` into ``t.grad``. A new ``.grad`` array is never shared with another tensor
+    (``a + b`` hands both the same gradient) nor a view (sum's backward broadcasts one)."""
     if t.grad is None:
-        if type(grad) is np.ndarray and (grad.base is not None or not grad.flags.writeable):
-            grad = grad.copy()  # e.g. a broadcast view from sum's backward
+        if type(grad) is np.ndarray and (id(grad) in stored or grad.base is not None
+                                         or not grad.flags.writeable):
+            grad = grad.copy()
         t.grad = grad
     else:
         t.grad = t.grad + grad
+    stored.add(id(t.grad))
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):

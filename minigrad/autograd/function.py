@@ -4,6 +4,7 @@ Invariant: ops see only numpy arrays. ``Function.apply`` is the single place tha
 Tensors into arrays, runs ``forward``, wraps the result and, when gradients are needed,
 links the new Tensor to a Context (the graph node) that holds the parents and saved arrays.
 """
+import os
 import traceback
 
 import numpy as np
@@ -98,12 +99,15 @@ class AnomalyError(RuntimeError):
     """A NaN or Inf appeared under ``mg.detect_anomaly()``."""
 
 
+# The package's own folder, matched as a path prefix: a substring test for "/minigrad/" would also
+# skip the user's files in a checkout named minigrad (~/minigrad/train.py).
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
 def creation_site():
     """The innermost stack frame outside the minigrad package: the user's line."""
-    package = __name__.rsplit(".", 2)[0]
     for frame in reversed(traceback.extract_stack()[:-1]):
-        module = frame.filename.replace("\\", "/")
-        if f"/{package}/" not in module:
+        if not os.path.abspath(frame.filename).startswith(PACKAGE_DIR):
             return f'File "{frame.filename}", line {frame.lineno}, in {frame.name}: {frame.line}'
     return "<unknown>"
 

@@ -150,6 +150,8 @@ def mse_loss(input, target, reduction="mean"):
     """Mean squared error: mean((input - target)²), or its "sum" / "none" per element."""
     if tuple(np.shape(target)) != input.shape:
         raise ValueError(f"mse_loss: input shape {input.shape} and target shape {np.shape(target)} differ")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     diff = input - target
     squared = diff * diff
     if reduction == "none":

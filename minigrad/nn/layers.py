@@ -119,12 +119,16 @@ class BatchNorm1d(Module):
             self.running_mean.dtype if self.track_running_stats else x.dtype)
         _check_dtype(self, x, dtype)
         use_batch_stats = modes.is_training() or not self.track_running_stats
+        update = modes.is_training() and self.track_running_stats
         factor = 0.0
-        if modes.is_training() and self.track_running_stats:
+        if update:
+            batches = int(self.num_batches_tracked) + 1
+            factor = 1.0 / batches if self.momentum is None else self.momentum
+        y = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                         training=use_batch_stats, momentum=factor, eps=self.eps, fused=self.fused)
+        if update:  # counted only after batch_norm succeeded: a rejected batch changes nothing
             self.num_batches_tracked += 1
-            factor = 1.0 / int(self.num_batches_tracked) if self.momentum is None else self.momentum
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            training=use_batch_stats, momentum=factor, eps=self.eps, fused=self.fused)
+        return y
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "

@@ -54,6 +54,12 @@ class Module:
             self._parameters[name] = None
         elif name in self._buffers:
             self._buffers[name] = value  # an ndarray, or None
+        elif name in self._modules:  # model.head = None removes the sub-module and its parameters
+            if value is not None:
+                raise TypeError(f"cannot assign {type(value).__name__} to sub-module '{name}' "
+                                f"(a Module or None expected)")
+            del self._modules[name]
+            object.__setattr__(self, name, None)
         else:
             object.__setattr__(self, name, value)
 

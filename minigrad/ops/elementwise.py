@@ -90,6 +90,8 @@ class Pow(Function):
     @staticmethod
     def backward(ctx, grad_y):
         (x,) = ctx.saved
+        if ctx.p == 0:
+            return grad_y * 0  # x ** 0 is constant; p · x ** -1 would give 0 · inf = NaN at x = 0
         return grad_y * ctx.p * x ** (ctx.p - 1)
 
 

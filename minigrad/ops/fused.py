@@ -80,6 +80,8 @@ class BatchNormFused(Function):
         """x̂ and inv_std rebuilt from x with primitive ops, so the backward above can be
         differentiated; when x needs no gradient they are constants and kept as saved."""
         x_hat, inv_std, weight = Function.saved_tensors(ctx, output)
+        if ctx.saved[2] is None:
+            weight = None   # affine=False: no γ (not a Tensor wrapping None)
         x = ctx.parents[0]
         if x is not None:
             mean = x.mean(axis=ctx.axes, keepdims=True)

@@ -18,7 +18,7 @@ class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
         if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
-            raise ValueError(f"matmul: cannot multiply shapes {a.shape} and {b.shape}: the last axis "
+            raise ValueError(f"cannot multiply shapes {a.shape} and {b.shape}: the last axis "
                              f"of the first must equal the second-to-last of the second")
         ctx.save_for_backward(a, b)
         return a @ b
@@ -62,6 +62,9 @@ def matmul(a, b):
     b = b if isinstance(b, Tensor) else np.asarray(b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: both operands need at least one axis; got shapes {a.shape} and {b.shape}")
+    if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+        raise ValueError(f"matmul: cannot multiply shapes {a.shape} and {b.shape}: the last axis of "
+                         f"the first must equal the {'second-to-last' if b.ndim > 1 else 'only'} axis of the second")
     a_vector, b_vector = a.ndim == 1, b.ndim == 1
     if a_vector:
         a = a.reshape(1, -1)       # (k,) -> (1, k)

@@ -57,10 +57,11 @@ class Max(Function):
         if x.size == 0:
             raise ValueError(f"max of an empty array of shape {x.shape}")
         y = x.max(axis=axis, keepdims=True)                 # (.., 1, ..): reduced axes kept
-        weights = (x == y).astype(x.dtype)                  # 1 on the maxima
-        weights /= weights.sum(axis=axis, keepdims=True)    # 1/k for k tied maxima
         ctx.keep = y.shape
-        ctx.save_for_backward(weights)
+        if ctx.needs_input_grad[0]:  # never for int/bool tensors, whose dtype cannot hold 1/k
+            weights = (x == y).astype(x.dtype)              # 1 on the maxima
+            weights /= weights.sum(axis=axis, keepdims=True)  # 1/k for k tied maxima
+            ctx.save_for_backward(weights)
         return y if keepdims else np.squeeze(y, axis=axis)
 
     @staticmethod

@@ -1,0 +1,284 @@
+"""The moving-average study: which statistics should batch norm use at inference, and why.
+
+    python examples/bn_inference.py [--epochs 10] [--batch-size 64] [--lr 1e-3] [--seed 0]
+        [--hidden 128,64] [--val-batch-sizes 1,2,8,64,full]
+
+Trains the MLP of train_mlp.py once and, after every epoch, scores the validation set with
+batch norm normalising by four kinds of statistics:
+  (1) running: the exponential moving average (momentum 0.1) that eval_mode uses;
+  (2) batch: the statistics of the validation batch itself, for several batch sizes;
+  (3) population: recomputed over the training set (the original paper's Algorithm 2);
+  (4) cumulative: momentum=None, an equal-weight average over every training batch so far.
+Nothing here changes the trained model: (2) and (3) work on copies. See docs/batchnorm.md.
+"""
+import argparse
+import copy
+
+import numpy as np
+
+import minigrad as mg
+from minigrad import nn
+from minigrad.data import DataLoader, load_digits, train_val_split
+from minigrad.nn import functional as F
+
+VAL_FRACTION, SPLIT_SEED = 0.2, 0   # the same fixed split as train_mlp.py
+MOMENTUM = 0.1                      # the EMA's momentum, PyTorch's default
+SORTED_SIZE = 32                    # batch size of the "sorted by label" row: ~1 class a batch
+
+
+def build_model(hidden, momentum):
+    """(Linear -> BatchNorm1d(momentum) -> ReLU) per hidden width, then Linear; 64 -> 10."""
+    layers, width = [], 64
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.BatchNorm1d(h, momentum=momentum), nn.ReLU()]
+        width = h
+    return nn.Sequential(*layers, nn.Linear(width, 10))
+
+
+def bn_layers(model):
+    return [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
+
+
+def score(model, batches, training):
+    """(accuracy, mean loss) over (X, y) batches; BN uses batch statistics iff ``training``.
+
+    Runs under no_grad. In training mode BN also folds each batch into the model's running
+    buffers, so callers pass a copy whenever they use training=True.
+    """
+    correct, loss_sum, seen = 0, 0.0, 0
+    mode = mg.train_mode() if training else mg.eval_mode()
+    with mg.no_grad(), mode:
+        for xb, yb in batches:
+            logits = model(mg.tensor(xb))                  # (B, 64) -> (B, 10)
+            loss_sum += float(F.cross_entropy(logits, yb, reduction="sum").data)
+            correct += int((logits.data.argmax(axis=1) == yb).sum())
+            seen += len(yb)
+    return correct / seen, loss_sum / seen
+
+
+def batch_statistics_score(model, X, y, batch_size, seed, by_label=False):
+    """(2): normalise each validation batch by its own mean and variance.
+
+    The cleanest way that leaves the trained model alone: a deep copy run in training mode
+    (under no_grad), where BN normalises by batch statistics; the running buffers it updates
+    are the copy's and are thrown away. Batches are a seeded shuffle of the validation set, like
+    requests arriving in random order (``by_label``: sorted by label instead, so most batches
+    hold one class); DataLoader folds a lone last sample into the batch before it.
+    Raises ValueError for batch_size 1: a single value per channel has no variance.
+    """
+    if by_label:
+        order = np.argsort(y, kind="stable")
+        batches = DataLoader(X[order], y[order], batch_size, shuffle=False)
+    else:
+        batches = DataLoader(X, y, batch_size, shuffle=True, seed=seed)
+    return score(copy.deepcopy(model), batches, training=True)
+
+
+def population_statistics(model, X_train, y_train, batch_size, seed):
+    """(3): a copy whose running statistics are replaced by Algorithm 2's population statistics,
+    from one pass over the training set in training batches (nn.recompute_bn_stats)."""
+    population = copy.deepcopy(model)
+    nn.recompute_bn_stats(population, DataLoader(X_train, y_train, batch_size, shuffle=True, seed=seed))
+    return population
+
+
+def stats_gap(model, reference):
+    """How far ``model``'s running statistics are from ``reference``'s, over all BN channels:
+    (max |mean difference| in reference standard deviations, max |variance ratio - 1|)."""
+    d_mean, d_var = 0.0, 0.0
+    for a, b in zip(bn_layers(model), bn_layers(reference)):
+        d_mean = max(d_mean, float(np.max(np.abs(a.running_mean - b.running_mean) / np.sqrt(b.running_var))))
+        d_var = max(d_var, float(np.max(np.abs(a.running_var / b.running_var - 1))))
+    return d_mean, d_var
+
+
+def same_weights(a, b):
+    return all(np.array_equal(p.data, q.data) for p, q in zip(a.parameters(), b.parameters()))
+
+
+# ------------------------------------------------------------------ one epoch of measurements
+def measure(ema, cumulative, data, val_sizes, batch_size, seed):
+    """All four methods on the validation set: {method label: (acc, loss) or an error string}."""
+    X_train, y_train, X_val, y_val = data
+    whole = [(X_val, y_val)]
+    rows = {f"(1) running (EMA, momentum {MOMENTUM})": score(ema, whole, training=False)}
+    for size in val_sizes:
+        label = f"(2) batch stats, val batch {size}" + (" (full)" if size == len(y_val) else "")
+        try:
+            rows[label] = batch_statistics_score(ema, X_val, y_val, size, seed)
+        except ValueError:              # size 1: training-mode BN refuses a single value
+            rows[label] = "impossible (training-mode BN raises ValueError)"
+    if SORTED_SIZE < len(y_val):        # the same statistics, batches of (mostly) one class
+        rows[f"(2) batch stats, val batch {SORTED_SIZE}, sorted by label"] = batch_statistics_score(
+            ema, X_val, y_val, SORTED_SIZE, seed, by_label=True)
+    population = population_statistics(ema, X_train, y_train, batch_size, seed)
+    rows["(3) population, train set (Alg. 2)"] = score(population, whole, training=False)
+    rows["(4) cumulative (momentum=None)"] = score(cumulative, whole, training=False)
+    gaps = {"running": stats_gap(ema, population), "cumulative": stats_gap(cumulative, population)}
+    return rows, gaps
+
+
+def print_epoch(epoch, train_loss, rows, gaps, identical):
+    print(f"\nepoch {epoch}   (train loss {train_loss:.4f})")
+    print(f"  {'statistics batch norm normalises with':48} {'val_acc':>8} {'val_loss':>9}")
+    for label, value in rows.items():
+        shown = value if isinstance(value, str) else f"{value[0]:>8.4f} {value[1]:>9.4f}"
+        print(f"  {label:48} {shown}")
+    for name, (d_mean, d_var) in gaps.items():
+        print(f"  {name} vs population statistics, worst channel: means {d_mean:.3f} std apart, "
+              f"variances {100 * d_var:.1f}% apart")
+    print(f"  twin runs, momentum {MOMENTUM} and None: weights {'identical' if identical else 'DIFFERENT'} "
+          f"after this epoch")
+
+
+def single_sample_demo(model, X_val, y_val):
+    """One image in eval mode is fine (and scored as in any batch); training mode refuses it."""
+    x = X_val[:1]                                                   # (1, 64)
+    with mg.no_grad(), mg.eval_mode():
+        alone = model(mg.tensor(x)).data                            # (1, 10)
+        in_batch = model(mg.tensor(X_val)).data[:1]                 # row 0 of (N, 10)
+    demo = {"label": int(y_val[0]), "predicted": int(alone.argmax()),
+            "max_diff_vs_batch": float(np.abs(alone - in_batch).max())}
+    before = model.state_dict()
+    try:
+        with mg.no_grad(), mg.train_mode():
+            model(mg.tensor(x))
+        demo["training_error"] = None
+    except ValueError as err:
+        demo["training_error"] = str(err)
+    after = model.state_dict()
+    demo["buffers_unchanged"] = all(np.array_equal(before[k], after[k]) for k in before)
+    print(f"\nOne sample (validation image 0, label {demo['label']}):")
+    verdict = "right" if demo["predicted"] == demo["label"] else "wrong"
+    print(f"  eval mode (running statistics): predicted {demo['predicted']} ({verdict}); its logits differ from "
+          f"those it gets inside the full validation batch by at most {demo['max_diff_vs_batch']:.1e}")
+    print(f"  training mode (batch statistics): "
+          + (f"refused, ValueError: {demo['training_error']}" if demo["training_error"] else "accepted"))
+    print(f"  running buffers after the refused call: "
+          f"{'unchanged' if demo['buffers_unchanged'] else 'CHANGED'}")
+    return demo
+
+
+RUNNING, POPULATION, CUMULATIVE = (f"(1) running (EMA, momentum {MOMENTUM})",
+                                   "(3) population, train set (Alg. 2)", "(4) cumulative (momentum=None)")
+
+
+def summarise(history, val_sizes, n_val, batches_per_epoch):
+    """Closing lines, every claim computed from the numbers in ``history``."""
+    rows = history[-1]["rows"]
+    valid = {k: v[0] for k, v in rows.items() if not isinstance(v, str)}
+    top, bottom = max(valid.values()), min(valid.values())
+    lines = [f"After epoch {history[-1]['epoch']}, best {top:.4f}: "
+             + ", ".join(k for k, v in valid.items() if v == top)
+             + f"; worst {bottom:.4f}: " + ", ".join(k for k, v in valid.items() if v == bottom) + "."]
+
+    sizes = {s: valid.get(f"(2) batch stats, val batch {s}" + (" (full)" if s == n_val else ""))
+             for s in val_sizes}
+    usable = [s for s in val_sizes if sizes[s] is not None]
+    if len(usable) > 1:
+        small, large = usable[0], usable[-1]
+        lines.append(f"Batch statistics make a prediction depend on the rest of its batch: batches of "
+                     f"{small} score {sizes[small]:.4f}, of {large} {sizes[large]:.4f} (a gap of "
+                     f"{100 * (sizes[large] - sizes[small]):.1f} points)"
+                     + ("; a batch of 1 cannot be normalised at all." if 1 in val_sizes else "."))
+    for key, value in valid.items():
+        if key.endswith("sorted by label"):
+            lines.append(f"Same statistics, batches of {SORTED_SIZE} sorted by label (mostly one class each): "
+                         f"{value:.4f}.")
+
+    acc = {k: np.array([h["rows"][k][0] for h in history]) for k in (RUNNING, POPULATION, CUMULATIVE)}
+    run, pop, cum = acc[RUNNING], acc[POPULATION], acc[CUMULATIVE]
+    left = (1 - MOMENTUM) ** batches_per_epoch   # the initial buffers' weight after epoch 1
+    lines.append(f"After epoch 1 the EMA still weighs its initial values (mean 0, variance 1) by "
+                 f"{1 - MOMENTUM:g}^{batches_per_epoch} = {100 * left:.1f}%: running {run[0]:.4f} vs population "
+                 f"{pop[0]:.4f} (worst-channel variance {100 * history[0]['gaps']['running'][1]:.0f}% off).")
+    if len(history) > 1:
+        gap = 100 * np.abs(run[1:] - pop[1:])
+        d_mean = max(h["gaps"]["running"][0] for h in history[1:])
+        lines.append(f"From epoch 2 on, running (EMA) and population statistics give accuracies within "
+                     f"{gap.max():.1f} points of each other (mean gap {gap.mean():.2f}), means within "
+                     f"{d_mean:.3f} std; the EMA costs no extra pass over the training set.")
+        behind = [h["epoch"] for h, c, r in zip(history, cum, run) if c < r]
+        lines.append(f"Cumulative average (momentum=None): {cum[0]:.4f} vs EMA {run[0]:.4f} after epoch 1 "
+                     f"(its first batch replaces the initial values), {cum[-1]:.4f} vs {run[-1]:.4f} after "
+                     f"epoch {len(history)}; below the EMA in {len(behind)} of {len(history)} epochs. "
+                     f"It weighs statistics from early, different weights as much as recent ones: at the "
+                     f"end its means are {history[-1]['gaps']['cumulative'][0]:.3f} std from the "
+                     f"population's, the EMA's {history[-1]['gaps']['running'][0]:.3f}.")
+    identical = all(h["identical"] for h in history)
+    lines.append("BN momentum never touched training: the twin runs' weights were "
+                 + ("identical after every epoch." if identical else "NOT identical (unexpected)."))
+    return lines
+
+
+# ------------------------------------------------------------------ command line
+def parse_sizes(text):
+    try:
+        return [s if s == "full" else int(s) for s in text.split(",") if s]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes such as 1,2,8,64,full, got {text!r}") from None
+
+
+def main(argv=None):
+    """Run the study; returns {"history": [per epoch], "single_sample": {...}, "summary": [lines]}."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hidden", default="128,64", help="hidden widths, comma-separated")
+    p.add_argument("--val-batch-sizes", type=parse_sizes, default="1,2,8,64,full")
+    args = p.parse_args(argv)
+    try:
+        hidden = [int(h) for h in args.hidden.split(",")]
+    except ValueError:
+        p.error(f"--hidden: expected widths such as 128,64, got {args.hidden!r}")
+    if args.epochs < 1 or args.batch_size < 2 or args.seed < 0 or not args.lr > 0 or min(hidden) < 1:
+        p.error("need --epochs >= 1, --batch-size >= 2, --seed >= 0, --lr > 0, positive --hidden")
+
+    X, y = load_digits()
+    data = train_val_split(X, y, VAL_FRACTION, seed=SPLIT_SEED)
+    X_train, y_train, X_val, y_val = data
+    val_sizes = sorted({len(y_val) if s == "full" else s for s in args.val_batch_sizes})
+    if min(val_sizes) < 1:
+        p.error(f"--val-batch-sizes must be positive, got {args.val_batch_sizes}")
+    # Two models from the same initial weights, differing only in BN momentum. Training-mode BN
+    # normalises by batch statistics alone, so momentum cannot change the training trajectory:
+    # the twin gives the cumulative average (4) of exactly the run we study (checked each epoch).
+    mg.manual_seed(args.seed)
+    ema = build_model(hidden, momentum=MOMENTUM)
+    mg.manual_seed(args.seed)
+    cumulative = build_model(hidden, momentum=None)
+    twins = [(m, mg.optim.Adam(m.parameters(), lr=args.lr)) for m in (ema, cumulative)]
+    loader = DataLoader(X_train, y_train, args.batch_size, shuffle=True, seed=args.seed)
+    print(f"digits: {len(y_train)} train / {len(y_val)} validation images; MLP "
+          f"{'-'.join(map(str, [64, *hidden, 10]))} with BatchNorm1d, Adam lr={args.lr:g}, "
+          f"batch {args.batch_size} ({len(loader)} batches per epoch), seed {args.seed}")
+
+    history = []
+    for epoch in range(1, args.epochs + 1):
+        loss_sum = 0.0
+        with mg.train_mode():
+            for xb, yb in loader:
+                for model, optimizer in twins:
+                    loss = F.cross_entropy(model(mg.tensor(xb)), yb)
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                loss_sum += float(loss.data) * len(yb)
+        rows, gaps = measure(ema, cumulative, data, val_sizes, args.batch_size, args.seed)
+        identical = same_weights(ema, cumulative)
+        history.append({"epoch": epoch, "train_loss": loss_sum / len(y_train), "rows": rows,
+                        "gaps": gaps, "identical": identical})
+        print_epoch(epoch, history[-1]["train_loss"], rows, gaps, identical)
+
+    demo = single_sample_demo(ema, X_val, y_val)
+    summary = summarise(history, val_sizes, len(y_val), len(loader))
+    print("\nSummary")
+    for line in summary:
+        print("  " + line)
+    return {"history": history, "single_sample": demo, "summary": summary}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""examples/bn_inference.py: the four-way study prints every method per epoch, leaves the trained
+model alone, shows the single-sample case, and its summary follows from its numbers."""
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad.data import load_digits, train_val_split
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bn_inference.py"
+TINY = ["--epochs", "2", "--hidden", "32", "--val-batch-sizes", "1,2,8,full"]
+
+
+@pytest.fixture(scope="module")
+def study():
+    spec = importlib.util.spec_from_file_location("bn_inference_example", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def run(study):
+    """One tiny study (about 0.3 s), shared: (result dict, printed text)."""
+    import contextlib
+    import io
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        result = study.main(TINY)
+    return result, out.getvalue()
+
+
+def test_every_method_is_printed_for_every_epoch(run):
+    result, text = run
+    blocks = text.split("\nepoch ")[1:]
+    assert len(blocks) == 2 and blocks[0].startswith("1 ") and blocks[1].startswith("2 ")
+    for block in blocks:
+        for label in ("(1) running (EMA, momentum 0.1)", "(2) batch stats, val batch 2",
+                      "(2) batch stats, val batch 8", "(2) batch stats, val batch 359 (full)",
+                      "(3) population, train set (Alg. 2)", "(4) cumulative (momentum=None)"):
+            assert label in block
+        assert "(2) batch stats, val batch 1 " in block and "impossible" in block
+        assert "weights identical after this epoch" in block
+    for epoch in result["history"]:
+        rows = epoch["rows"]
+        assert isinstance(rows["(2) batch stats, val batch 1"], str)     # impossible
+        for value in rows.values():
+            if not isinstance(value, str):
+                assert 0 <= value[0] <= 1 and value[1] > 0
+        assert epoch["identical"]              # BN momentum does not change the training run
+
+
+def test_running_statistics_row_is_what_eval_mode_gives(study):
+    """(1) is the eval-mode accuracy, the same number train_mlp.py reports."""
+    result = study.main(["--epochs", "1", "--hidden", "32", "--val-batch-sizes", "full"])
+    spec = importlib.util.spec_from_file_location("train_mlp_example", EXAMPLE.parent / "train_mlp.py")
+    train_mlp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_mlp)
+    trained = train_mlp.main(["--epochs", "1", "--hidden", "32", "--quiet"])
+    assert result["history"][0]["rows"]["(1) running (EMA, momentum 0.1)"][0] == \
+        trained["history"][0]["val_acc"]
+
+
+def test_single_sample_eval_works_and_training_mode_refuses(run):
+    result, text = run
+    demo = result["single_sample"]
+    assert "Expected more than 1 value per channel" in demo["training_error"]
+    assert demo["buffers_unchanged"]
+    assert demo["max_diff_vs_batch"] < 1e-4     # same logits alone as inside the batch
+    assert "One sample" in text and "refused, ValueError" in text
+
+
+def test_summary_is_computed_from_the_numbers(run):
+    result, text = run
+    summary = result["summary"]
+    assert "Summary" in text and all(line in text for line in summary)
+    last = result["history"][-1]["rows"]
+    small = last["(2) batch stats, val batch 2"][0]
+    full = last["(2) batch stats, val batch 359 (full)"][0]
+    assert f"batches of 2 score {small:.4f}, of 359 {full:.4f}" in summary[1]
+    assert any("a batch of 1 cannot be normalised" in line for line in summary)
+    assert any("identical after every epoch" in line for line in summary)
+
+
+def test_batch_statistics_leave_the_model_untouched(study):
+    X_train, y_train, X_val, y_val = train_val_split(*load_digits(), 0.2, seed=0)
+    mg.manual_seed(0)
+    model = study.build_model([16], momentum=0.1)
+    with mg.train_mode(), mg.no_grad():
+        model(mg.tensor(X_train[:64]))          # give the buffers non-default values
+    before = model.state_dict()
+    acc, loss = study.batch_statistics_score(model, X_val, y_val, 8, seed=0)
+    study.population_statistics(model, X_train, y_train, 64, seed=0)
+    after = model.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    assert 0 <= acc <= 1
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        study.batch_statistics_score(model, X_val, y_val, 1, seed=0)
+
+
+def test_population_statistics_are_algorithm_2(study):
+    """Running mean = size-weighted mean of the training batches' means; running var = the same
+    average of their unbiased variances (the paper's m/(m-1) · E[σ²_B])."""
+    from minigrad.data import DataLoader
+    X_train, y_train, _, _ = train_val_split(*load_digits(), 0.2, seed=0)
+    mg.manual_seed(1)
+    model = study.build_model([8], momentum=0.1)
+    population = study.population_statistics(model, X_train, y_train, 64, seed=0)
+    linear, bn = model[0], population[1]
+    means, variances, sizes = [], [], []
+    for xb, _ in DataLoader(X_train, y_train, 64, shuffle=True, seed=0):
+        h = xb.astype(np.float64) @ linear.weight.data.T + linear.bias.data     # (B, 8)
+        means.append(h.mean(axis=0))
+        variances.append(h.var(axis=0, ddof=1))
+        sizes.append(len(xb))
+    np.testing.assert_allclose(bn.running_mean, np.average(means, axis=0, weights=sizes), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(bn.running_var, np.average(variances, axis=0, weights=sizes), rtol=1e-4)
+
+
+def test_bad_arguments_exit_with_a_message(study, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        study.main(["--epochs", "0"])
+    assert exit_info.value.code == 2 and "--epochs >= 1" in capsys.readouterr().err

@@ -1,0 +1,182 @@
+"""Elementwise ops: forward against numpy, gradients against finite differences (float64, random
+upstream gradient, via mg.gradcheck), broadcasting, a tensor used twice, second order.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import mutually_broadcastable_shapes
+
+import minigrad as mg
+from minigrad.ops import elementwise
+
+
+def leaf(shape, seed=0, low=-2.0, high=2.0):
+    return mg.tensor(np.random.default_rng(seed).uniform(low, high, shape), requires_grad=True)
+
+
+def away_from_zero(shape, seed=0):
+    """Values in ±[0.2, 2]: ReLU's kink at 0 stays farther than eps from every entry."""
+    rng = np.random.default_rng(seed)
+    values = rng.uniform(0.2, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
+    return mg.tensor(values, requires_grad=True)
+
+
+# name, tensor function, numpy reference, input domain
+UNARY = [
+    ("neg", lambda t: -t, lambda a: -a, (-2.0, 2.0)),
+    ("exp", lambda t: t.exp(), np.exp, (-2.0, 2.0)),
+    ("log", lambda t: t.log(), np.log, (0.3, 3.0)),
+    ("sqrt", lambda t: t.sqrt(), np.sqrt, (0.3, 3.0)),
+    ("relu", lambda t: t.relu(), lambda a: np.maximum(a, 0.0), None),
+    ("pow2", lambda t: t ** 2, lambda a: a ** 2, (-2.0, 2.0)),
+    ("pow3", lambda t: t ** 3, lambda a: a ** 3, (-2.0, 2.0)),
+    ("pow_half", lambda t: t ** 0.5, np.sqrt, (0.3, 3.0)),
+    ("pow_neg", lambda t: t ** -1.5, lambda a: a ** -1.5, (0.3, 3.0)),
+    ("pow_zero", lambda t: t ** 0, lambda a: a ** 0, (0.3, 3.0)),
+]
+UNARY_IDS = [u[0] for u in UNARY]
+
+
+def unary_input(domain, shape=(3, 4), seed=0):
+    return away_from_zero(shape, seed) if domain is None else leaf(shape, seed, *domain)
+
+
+@pytest.mark.parametrize("name, op, reference, domain", UNARY, ids=UNARY_IDS)
+def test_unary_forward(name, op, reference, domain):
+    x = unary_input(domain)
+    y = op(x)
+    assert y.shape == x.shape and y.dtype == np.float64
+    np.testing.assert_allclose(y.data, reference(x.data), rtol=1e-12)
+    x32 = mg.tensor(x.data.astype(np.float32))
+    assert op(x32).dtype == np.float32
+
+
+@pytest.mark.parametrize("name, op, reference, domain", UNARY, ids=UNARY_IDS)
+def test_unary_gradcheck(name, op, reference, domain):
+    if name == "pow_zero":   # the output is constant: gradcheck rightly calls that vacuous
+        with pytest.warns(mg.VacuousGradcheckWarning):
+            assert mg.gradcheck(op, [unary_input(domain)])
+        return
+    assert mg.gradcheck(op, [unary_input(domain)])
+
+
+@pytest.mark.parametrize("name, op, reference, domain", UNARY, ids=UNARY_IDS)
+def test_unary_used_twice(name, op, reference, domain):
+    x = unary_input(domain, shape=(5,), seed=1)
+    assert mg.gradcheck(lambda t: op(t) * t + op(t), [x])
+
+
+@pytest.mark.parametrize("name, op, reference, domain", UNARY, ids=UNARY_IDS)
+def test_unary_gradgradcheck(name, op, reference, domain):
+    x = unary_input(domain, shape=(2, 3), seed=2)
+    assert mg.gradgradcheck(op, [x])
+    assert mg.gradgradcheck(lambda t: op(t) * t, [x])   # nonzero second derivative for every op
+
+
+def test_analytic_gradients_on_known_values():
+    x = mg.tensor(np.array([0.5, 1.0, 4.0]), requires_grad=True)
+    cases = [(lambda t: t.exp(), np.exp(x.data)), (lambda t: t.log(), 1 / x.data),
+             (lambda t: t.sqrt(), 0.5 / np.sqrt(x.data)), (lambda t: t ** 3, 3 * x.data ** 2),
+             (lambda t: -t, -np.ones(3))]
+    for op, expected in cases:
+        x.grad = None
+        op(x).backward(np.ones(3))
+        np.testing.assert_allclose(x.grad, expected)
+
+
+def test_relu_gradient_at_zero_is_zero():
+    x = mg.tensor(np.array([-1.0, 0.0, 2.0]), requires_grad=True)
+    x.relu().backward(np.array([5.0, 5.0, 5.0]))
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 5.0])
+
+
+# ------------------------------------------------------------------ binary ops
+BINARY = [
+    ("add", lambda a, b: a + b, (-2.0, 2.0)),
+    ("sub", lambda a, b: a - b, (-2.0, 2.0)),
+    ("mul", lambda a, b: a * b, (-2.0, 2.0)),
+    ("div", lambda a, b: a / b, (0.5, 2.0)),             # keep the divisor away from 0
+    ("pow", lambda a, b: a ** b, (0.5, 2.0)),            # tensor ** tensor = exp(b log a), a > 0
+]
+BINARY_IDS = [b[0] for b in BINARY]
+SHAPES = [((3, 4), (3, 4)), ((3, 1), (1, 4)), ((5, 4), (4,)), ((4,), (5, 4)), ((2, 3), ()), ((), (2, 3))]
+SHAPE_IDS = ["same", "col-row", "matrix-vector", "vector-matrix", "matrix-scalar", "scalar-matrix"]
+
+
+@pytest.mark.parametrize("shapes", SHAPES, ids=SHAPE_IDS)
+@pytest.mark.parametrize("name, op, domain", BINARY, ids=BINARY_IDS)
+def test_binary_forward_and_gradcheck(name, op, domain, shapes):
+    a, b = leaf(shapes[0], 1, *domain), leaf(shapes[1], 2, *domain)
+    y = op(a, b)
+    np.testing.assert_allclose(y.data, op(a.data, b.data), rtol=1e-12)
+    assert mg.gradcheck(op, [a, b])
+
+
+@pytest.mark.parametrize("shapes", SHAPES[1:3], ids=SHAPE_IDS[1:3])
+@pytest.mark.parametrize("name, op, domain", BINARY, ids=BINARY_IDS)
+def test_binary_gradgradcheck(name, op, domain, shapes):
+    a, b = leaf(shapes[0], 3, *domain), leaf(shapes[1], 4, *domain)
+    assert mg.gradgradcheck(op, [a, b])
+    assert mg.gradgradcheck(lambda p, q: op(p, q) * op(p, q), [a, b])   # linear ops get curvature
+
+
+@pytest.mark.parametrize("name, op, domain", BINARY, ids=BINARY_IDS)
+def test_binary_used_twice(name, op, domain):
+    x = leaf((4,), 5, 0.6, 2.0)      # x - x² and x / x² have nonzero slopes on (0.6, 2)
+    assert mg.gradcheck(lambda t: op(t, t * t), [x])
+    assert mg.gradgradcheck(lambda t: op(t, t * t), [x])
+
+
+@pytest.mark.parametrize("name, op, domain", BINARY, ids=BINARY_IDS)
+def test_python_scalar_on_either_side(name, op, domain):
+    x = leaf((2, 3), 6, 0.5, 2.0)
+    for fn in (lambda t: op(t, 1.5), lambda t: op(1.5, t)):
+        np.testing.assert_allclose(fn(x).data, fn(x.data), rtol=1e-12)
+        assert mg.gradcheck(fn, [x])
+        assert mg.gradgradcheck(fn, [x])
+
+
+@pytest.mark.parametrize("name, op, domain", BINARY, ids=BINARY_IDS)
+def test_numpy_array_on_either_side(name, op, domain):
+    x = leaf((2, 3), 7, 0.5, 2.0)
+    c = np.random.default_rng(8).uniform(0.5, 2.0, (3,))
+    for fn in (lambda t: op(t, c), lambda t: op(c, t)):
+        y = fn(x)
+        assert isinstance(y, mg.Tensor)
+        np.testing.assert_allclose(y.data, fn(x.data), rtol=1e-12)
+        assert mg.gradcheck(fn, [x])
+
+
+def test_binary_analytic_gradients():
+    a = mg.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    b = mg.tensor(np.array([4.0, -0.5]), requires_grad=True)
+    g = np.array([1.0, 3.0])
+    (a / b).backward(g)
+    np.testing.assert_allclose(a.grad, g / b.data)
+    np.testing.assert_allclose(b.grad, -g * a.data / b.data ** 2)
+    a.grad = b.grad = None
+    (a - b).backward(g)
+    np.testing.assert_allclose(a.grad, g)
+    np.testing.assert_allclose(b.grad, -g)
+
+
+def test_only_inputs_that_need_it_get_a_gradient():
+    a, b = leaf((3,), 1), mg.tensor(np.ones(3))
+    y = a * b
+    assert y.grad_fn.parents[1] is None and y.grad_fn.needs_input_grad == [True, False]
+    assert elementwise.Mul.backward(y.grad_fn, np.ones(3))[1] is None
+    y.sum().backward()
+    assert b.grad is None
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(shapes=mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3),
+       which=st.sampled_from(BINARY_IDS))
+def test_any_broadcast_pair(shapes, which):
+    _, op, domain = BINARY[BINARY_IDS.index(which)]
+    a, b = leaf(shapes.input_shapes[0], 1, *domain), leaf(shapes.input_shapes[1], 2, *domain)
+    y = op(a, b)
+    assert y.shape == shapes.result_shape
+    np.testing.assert_allclose(y.data, op(a.data, b.data), rtol=1e-12)
+    assert mg.gradcheck(op, [a, b])

@@ -1,0 +1,173 @@
+"""Tests for minigrad.compare (fused vs composed batch norm) and the vacuous-gradcheck guard.
+
+Every case runs on tiny shapes with 2 timing repeats; timings are only checked to exist (speed
+belongs in benchmarks/). PyTorch is optional: its column is tested only when it is installed.
+"""
+import json
+import math
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad import compare
+from minigrad.compare_report import format_case
+from minigrad.nn import functional as F
+
+
+@pytest.fixture(scope="module")
+def case64():
+    return compare.compare_case((6, 4), "float64", affine=True, seed=0, repeats=2, use_torch=False)
+
+
+@pytest.fixture(scope="module")
+def case32():
+    return compare.compare_case((6, 4), "float32", affine=True, seed=0, repeats=2, use_torch=False)
+
+
+def test_fused_and_composed_agree(case64, case32):
+    for case, tol in ((case64, 1e-12), (case32, 1e-5)):
+        agreement = case["agreement"]
+        assert set(agreement) == {"y", "dx", "dweight", "dbias", "running_mean", "running_var", "eval_y"}
+        for key, d in agreement.items():
+            assert d["rel"] <= tol and d["abs"] <= 10 * tol, (case["dtype"], key, d)
+        assert case["verdict"][0].startswith("agree:")
+
+
+def test_both_match_finite_differences(case64):
+    truth = case64["truth"]
+    assert truth["shape"] == [6, 4]
+    for impl in ("fused", "composed"):
+        assert set(truth[impl]) == {"dx", "dweight", "dbias"}
+        assert max(truth[impl].values()) < 1e-6, (impl, truth[impl])
+    assert case64["verdict"][1].startswith("both right:")
+
+
+def test_truth_runs_on_a_reduced_copy():
+    truth = compare.truth((20, 9, 5), affine=False, seed=1)
+    assert truth["shape"] == [8, 6, 4]
+    assert truth["fused"]["dweight"] is None and truth["fused"]["dx"] < 1e-6
+
+
+def test_numerics_float32_against_float64(case32):
+    standard, offset = case32["numerics"]["standard"], case32["numerics"]["offset_1e4"]
+    for impl in ("fused", "composed"):
+        assert max(standard[impl].values()) < 1e-5
+        assert max(offset[impl].values()) < 1e-2               # the float32 floor at 1e4 is ~5e-4
+    assert standard["naive_y"] < 1e-5
+    # the one-pass variance breaks at 1e4: NaN, or far worse than either implementation
+    assert math.isnan(offset["naive_y"]) or offset["naive_y"] > 100 * offset["fused"]["y"]
+    assert offset["naive_negative_var_channels"] >= 1
+    assert set(offset["closer"].values()) <= {"fused", "composed", "tie"}
+
+
+def test_node_counts_and_bytes(case64):
+    cost = case64["cost"]
+    fused, composed = cost["fused"], cost["composed"]
+    assert fused["nodes"] == 1 and composed["nodes"] == 11 > fused["nodes"]
+    assert fused["saved_bytes"] == (6 * 4 + 4 + 4) * 8         # x_hat, inv_std, weight
+    assert composed["saved_bytes"] > fused["saved_bytes"]
+    assert composed["retained_bytes"] > composed["saved_bytes"] > 0
+    for impl in (fused, composed):
+        assert impl["forward_s"] > 0 and impl["backward_s"] > 0 and impl["total_s"] > 0
+    assert cost["ratio"]["nodes"] == 11 and cost["repeats"] == 2
+
+
+def test_without_affine_and_with_length_axis():
+    case = compare.compare_case((4, 3, 2), "float64", affine=False, momentum=0.5, seed=3,
+                                steps=2, repeats=1, use_torch=False)
+    assert case["agreement"]["dweight"] is None and case["agreement"]["dx"]["rel"] < 1e-12
+    assert case["cost"]["composed"]["nodes"] == 7
+    assert case["truth"]["shape"] == [4, 3, 2]
+
+
+def test_format_case_has_every_section(case32):
+    text = format_case(case32)
+    for heading in ("Agreement:", "Truth:", "Numerics:", "Cost:", "Verdict:"):
+        assert heading in text
+    assert "x[:6, :4]" in text and "graph nodes" in text and "11.0x" in text
+    assert "PyTorch column skipped" in text
+
+
+def test_torch_absent_gives_one_skip_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)            # import torch -> ImportError
+    case = compare.compare_case((4, 3), "float64", repeats=1)
+    assert case["torch"] is None
+    assert "not installed" in case["torch_skipped"]
+    skip_lines = [line for line in format_case(case).splitlines() if "torch" in line.lower()]
+    assert skip_lines == [case["torch_skipped"]]
+
+
+def test_torch_column_when_installed():
+    pytest.importorskip("torch")
+    case = compare.compare_case((6, 4), "float64", repeats=1, use_torch=True)
+    torch = case["torch"]
+    assert case["torch_skipped"] is None
+    for key, pair in torch["agreement"].items():
+        for impl in ("fused", "composed"):
+            assert pair[impl]["rel"] < 1e-12, (key, impl, pair)
+    assert torch["cost"]["total_s"] > 0
+
+
+SCHEMA = {"shape", "dtype", "affine", "momentum", "seed", "steps", "eps", "agreement", "truth",
+          "numerics", "cost", "torch", "torch_skipped", "verdict", "elapsed_s"}
+
+
+def test_main_writes_strict_json(tmp_path, capsys):
+    path = tmp_path / "cmp.json"
+    cases = compare.main(["4x3", "5x2x3", "--dtype", "both", "--no-affine", "--no-torch",
+                          "--repeats", "1", "--json", str(path)])
+    printed = capsys.readouterr().out
+    assert printed.count("Verdict:") == 4 and "4 cases in" in printed
+
+    def no_nan(token):
+        raise AssertionError(f"{token} in strict JSON")
+    data = json.loads(path.read_text(), parse_constant=no_nan)
+    assert data["schema"] == "minigrad.compare/1"
+    assert data["options"]["dtype"] == "both" and data["options"]["affine"] is False
+    assert len(data["cases"]) == len(cases) == 4
+    assert [(c["shape"], c["dtype"]) for c in data["cases"]] == [
+        ([4, 3], "float32"), ([4, 3], "float64"), ([5, 2, 3], "float32"), ([5, 2, 3], "float64")]
+    for c in data["cases"]:
+        assert set(c) == SCHEMA
+        assert set(c["cost"]) == {"fused", "composed", "ratio", "repeats"}
+        assert set(c["cost"]["fused"]) == {"nodes", "saved_bytes", "retained_bytes",
+                                           "forward_s", "backward_s", "total_s"}
+        assert set(c["numerics"]) == {"standard", "offset_1e4"}
+        assert c["agreement"]["dweight"] is None                 # --no-affine
+        assert isinstance(c["verdict"], list) and len(c["verdict"]) == 4
+
+
+def test_parse_shape_rejects_bad_shapes():
+    assert compare.parse_shape("64x128") == (64, 128)
+    for bad in ("64", "1x4", "2x0x3", "1x2x1"):
+        with pytest.raises(Exception):
+            compare.parse_shape(bad)
+
+
+# ---------------------------------------------------------------------------- vacuous gradcheck
+
+def bn_x():
+    rng = np.random.default_rng(0)
+    return mg.Tensor(rng.standard_normal((5, 3)), requires_grad=True)
+
+
+@pytest.mark.parametrize("bn", [F.batch_norm_fused, F.batch_norm_composed])
+def test_gradcheck_warns_on_bn_sum(bn):
+    # Σ_i x̂_i = 0 per channel, so bn(x).sum() is a constant: its gradient "matches" anything
+    with pytest.warns(mg.VacuousGradcheckWarning, match="does not depend on input 0"):
+        assert mg.gradcheck(lambda x: bn(x, None, None)[0].sum(), [bn_x()])
+
+
+def test_gradcheck_vacuous_raises_with_flag():
+    with pytest.raises(mg.GradcheckError, match="vacuous"):
+        mg.gradcheck(lambda x: F.batch_norm_fused(x, None, None)[0].sum(), [bn_x()],
+                     raise_on_vacuous=True)
+
+
+def test_gradcheck_on_bn_itself_is_not_vacuous():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mg.VacuousGradcheckWarning)
+        assert mg.gradcheck(lambda x: F.batch_norm_fused(x, None, None)[0], [bn_x()])

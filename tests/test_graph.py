@@ -1,0 +1,131 @@
+"""Tests for minigrad.graph: node order and counts, saved/retained bytes, render and to_dot.
+
+The batch-norm graphs are built on a (4, 3) float64 input, so every byte count below can be
+worked out by hand: an (N, C) array is 96 B, a (C,) or (1, C) one 24 B.
+"""
+import re
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad.nn import functional as F
+
+
+def bn_graph(fn, affine=True):
+    rng = np.random.default_rng(0)
+    x = mg.Tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    w = mg.Tensor(1 + rng.standard_normal(3), requires_grad=True) if affine else None
+    b = mg.Tensor(rng.standard_normal(3), requires_grad=True) if affine else None
+    y, _, _ = fn(x, w, b)
+    names = {"x": x, "weight": w, "bias": b} if affine else {"x": x}
+    return y, names
+
+
+def test_graph_is_exported():
+    assert mg.graph.count_nodes is not None and callable(mg.graph.to_dot)
+
+
+def test_nodes_are_in_topological_order_inputs_first():
+    y, _ = bn_graph(F.batch_norm_composed)
+    order = mg.graph.nodes(y)
+    position = {id(ctx): i for i, ctx in enumerate(order)}
+    for i, ctx in enumerate(order):
+        for p in ctx.parents:
+            if p is not None and p._ctx is not None:
+                assert position[id(p._ctx)] < i, f"{ctx.fn.__name__} comes before its input"
+    assert order[-1] is y.grad_fn
+
+
+def test_node_counts_composed_against_fused():
+    composed, _ = bn_graph(F.batch_norm_composed)
+    fused, _ = bn_graph(F.batch_norm_fused)
+    names = [ctx.fn.__name__ for ctx in mg.graph.nodes(composed)]
+    assert sorted(names) == sorted(["Mean", "Sub", "Mul", "Mean", "Add", "Sqrt", "Div",
+                                    "Reshape", "Mul", "Reshape", "Add"])
+    assert mg.graph.count_nodes(composed) == 11
+    assert mg.graph.count_nodes(fused) == 1
+    assert mg.graph.count_nodes(bn_graph(F.batch_norm_composed, affine=False)[0]) == 7
+
+
+def test_only_ops_on_inputs_that_require_grad_are_recorded():
+    x = mg.Tensor(np.ones((4, 3)))               # no requires_grad: nothing is recorded
+    y, _, _ = F.batch_norm_composed(x, None, None)
+    assert mg.graph.count_nodes(y) == 0
+    assert mg.graph.render(y).splitlines()[-1].startswith("0 ops, 1 leaf;")
+
+
+def test_saved_bytes_batch_norm_by_hand():
+    fused, _ = bn_graph(F.batch_norm_fused)
+    composed, _ = bn_graph(F.batch_norm_composed)
+    assert mg.graph.saved_bytes(fused) == 96 + 24 + 24          # x_hat, inv_std, weight
+    assert mg.graph.saved_bytes(composed) == 96 + 24 + 96 + 24  # centred, sqrt, x_hat, weight (view)
+    # kept alive: fused x_hat + inv_std; composed every intermediate (4 of (4, 3), 4 of (1, 3))
+    assert mg.graph.retained_bytes(fused) == 96 + 24
+    assert mg.graph.retained_bytes(composed) == 4 * 96 + 4 * 24
+
+
+def test_saved_bytes_counts_a_buffer_once():
+    x = mg.Tensor(np.ones(3), requires_grad=True)
+    assert mg.graph.saved_bytes(x * x) == 24                   # saved twice, one buffer
+    assert mg.graph.saved_bytes(x * x.reshape(3)) == 24        # a view of x is x's buffer
+    assert mg.graph.retained_bytes(x * x) == 0                 # only the leaf and the output
+    assert mg.graph.saved_bytes(x + x) == 0                    # Add saves nothing
+
+
+def test_render_lists_every_tensor_with_inputs_and_saved():
+    y, names = bn_graph(F.batch_norm_fused)
+    lines = mg.graph.render(y, names=names).splitlines()
+    assert len(lines) == 4 + 1                                 # 3 leaves, 1 op, summary
+    op = next(line for line in lines if "BatchNormFused" in line)
+    assert "(4, 3)" in op and "float64" in op
+    assert re.search(r"<- x, weight, bias, const", op)        # eps is a constant input
+    assert "saves new (4, 3), new (1, 3), weight (144 B)" in op
+    assert {"leaf x", "leaf weight", "leaf bias"} <= {" ".join(line.split()[1:3]) for line in lines}
+    assert lines[-1].startswith("1 op, 3 leaves; saved for backward 144 B")
+
+
+def test_render_composed_shows_the_shared_input():
+    y, names = bn_graph(F.batch_norm_composed)
+    text = mg.graph.render(y, names=names)
+    square = next(line for line in text.splitlines() if re.search(r"\bMul\b.*saves (\d+), \1 ", line))
+    assert "(96 B)" in square                                  # centred * centred: one buffer
+    assert text.splitlines()[-1].startswith("11 ops, 3 leaves; saved for backward 240 B")
+
+
+def parse_dot(text):
+    nodes = dict(re.findall(r'^\s+(t\d+) \[label="((?:[^"\\]|\\.)*)"', text, re.M))
+    edges = re.findall(r"^\s+(t\d+) -> (t\d+);$", text, re.M)
+    return nodes, edges
+
+
+def test_to_dot_structure():
+    y, names = bn_graph(F.batch_norm_composed)
+    text = mg.graph.to_dot(y, names=names)
+    assert text.startswith('digraph "minigrad" {') and text.rstrip().endswith("}")
+    assert text.count("{") == text.count("}") == 1
+    nodes, edges = parse_dot(text)
+    tensors = mg.graph.tensors(y)
+    assert len(nodes) == len(tensors) == 11 + 3
+    assert sum(label.startswith(("x\\n", "weight\\n", "bias\\n")) for label in nodes.values()) == 3
+    expected = sum(p is not None for t in tensors if t._ctx for p in t._ctx.parents)
+    assert len(edges) == expected
+    assert all(a in nodes and b in nodes for a, b in edges)
+    sources = {a for a, _ in edges}
+    assert sum(n not in sources for n in nodes) == 1          # only the output feeds nothing
+
+
+def test_to_dot_draws_a_reused_input_twice_and_escapes_names():
+    x = mg.Tensor(np.ones(2), requires_grad=True)
+    text = mg.graph.to_dot(x * x, names={'say "x"': x})
+    nodes, edges = parse_dot(text)
+    assert edges == [("t0", "t1"), ("t0", "t1")]
+    assert nodes["t0"] == 'say \\"x\\"\\n(2,) float64'
+    assert nodes["t1"] == "Mul\\n(2,) float64"
+
+
+def test_a_released_graph_cannot_be_walked():
+    y, _ = bn_graph(F.batch_norm_fused)
+    y.backward(np.ones(y.shape))
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        mg.graph.render(y)

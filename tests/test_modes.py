@@ -1,0 +1,147 @@
+"""modes: no_grad / enable_grad and the train/eval flag, as context managers and decorators.
+
+Each toggle must restore the value it found, also when an exception escapes, and nest.
+"""
+import numpy as np
+import pytest
+
+import minigrad as mg
+
+
+def leaf():
+    return mg.tensor(np.array([1.0, 2.0]), requires_grad=True)
+
+
+# ------------------------------------------------------------------ gradient recording
+def test_grad_is_enabled_by_default():
+    assert mg.is_grad_enabled() is True
+
+
+def test_no_grad_context_manager():
+    x = leaf()
+    with mg.no_grad():
+        assert mg.is_grad_enabled() is False
+        y = x * 2.0 + 1.0
+    assert mg.is_grad_enabled() is True
+    assert not y.requires_grad and y.grad_fn is None and y.is_leaf
+    np.testing.assert_array_equal(y.data, [3.0, 5.0])
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        y.sum().backward()
+    assert (x * 2.0).requires_grad                     # recording is back on
+
+
+def test_no_grad_decorator():
+    @mg.no_grad()
+    def double(x):
+        return x * 2.0, mg.is_grad_enabled()
+
+    y, enabled_inside = double(leaf())
+    assert enabled_inside is False
+    assert not y.requires_grad and y.grad_fn is None
+    assert mg.is_grad_enabled() is True
+    y, _ = double(leaf())                              # a decorator is reusable
+    assert not y.requires_grad and mg.is_grad_enabled()
+
+
+def test_no_grad_decorator_survives_recursion():
+    @mg.no_grad()
+    def depth(n):
+        return mg.is_grad_enabled() if n == 0 else depth(n - 1)
+
+    assert depth(3) is False
+    assert mg.is_grad_enabled() is True
+
+
+def test_no_grad_restores_after_an_exception():
+    with pytest.raises(KeyError):
+        with mg.no_grad():
+            raise KeyError("boom")
+    assert mg.is_grad_enabled() is True
+
+
+def test_enable_grad_inside_no_grad():
+    x = leaf()
+    with mg.no_grad():
+        with mg.enable_grad():
+            assert mg.is_grad_enabled()
+            y = x * 2.0
+        assert not mg.is_grad_enabled()
+    assert y.requires_grad and y.grad_fn is not None
+
+
+def test_set_grad_enabled():
+    mg.set_grad_enabled(False)
+    assert not mg.is_grad_enabled()
+    assert not (leaf() * 2.0).requires_grad
+    mg.set_grad_enabled(True)
+    assert (leaf() * 2.0).requires_grad
+
+
+# ------------------------------------------------------------------ training flag
+def test_training_is_the_default():
+    assert mg.is_training() is True
+
+
+def test_set_training():
+    mg.set_training(False)
+    assert mg.is_training() is False
+    mg.set_training(True)
+    assert mg.is_training() is True
+
+
+@pytest.mark.parametrize("start", [True, False])
+def test_train_and_eval_mode_restore_the_previous_value(start):
+    mg.set_training(start)
+    with mg.eval_mode():
+        assert mg.is_training() is False
+    assert mg.is_training() is start
+    with mg.train_mode():
+        assert mg.is_training() is True
+    assert mg.is_training() is start
+
+
+@pytest.mark.parametrize("toggle, inside", [(mg.eval_mode, False), (mg.train_mode, True)])
+def test_modes_restore_when_an_exception_escapes(toggle, inside):
+    mg.set_training(not inside)
+    with pytest.raises(ValueError, match="escapes"):
+        with toggle():
+            assert mg.is_training() is inside
+            raise ValueError("escapes")
+    assert mg.is_training() is (not inside)
+
+
+def test_nested_modes():
+    with mg.eval_mode():
+        with mg.train_mode():
+            assert mg.is_training() is True
+            with mg.eval_mode():
+                assert mg.is_training() is False
+            assert mg.is_training() is True
+        assert mg.is_training() is False
+    assert mg.is_training() is True
+
+
+def test_eval_mode_decorator():
+    @mg.eval_mode()
+    def evaluate():
+        return mg.is_training()
+
+    assert evaluate() is False
+    assert mg.is_training() is True
+    mg.set_training(False)
+
+    @mg.train_mode()
+    def train_step():
+        return mg.is_training()
+
+    assert train_step() is True
+    assert mg.is_training() is False
+
+
+def test_primitive_ops_ignore_the_training_flag():
+    x = leaf()
+    train = (x * x).exp().data
+    with mg.eval_mode():
+        evaluated = (x * x).exp()
+    np.testing.assert_array_equal(evaluated.data, train)
+    assert evaluated.requires_grad                    # eval mode does not turn off recording
