@@ -131,6 +131,24 @@ def print_epoch(epoch, train_loss, rows, gaps, identical):
           f"after this epoch")
 
 
+def column_name(label):
+    """Short header for a method label: "running", "B=8", "B=32 sorted", "population", ..."""
+    if not label.startswith("(2)"):
+        return {"(1)": "running", "(3)": "population", "(4)": "cumulative"}[label[:3]]
+    size = label.split("val batch ")[1].split()[0].rstrip(",")
+    return f"B={size}" + (" sorted" if label.endswith("sorted by label") else "")
+
+
+def print_overview(history):
+    """Validation accuracy of every method (columns) after every epoch (rows)."""
+    labels = list(history[0]["rows"])
+    print("\nValidation accuracy by epoch (B=n: batch statistics of validation batches of n)")
+    print("epoch " + " ".join(f"{column_name(label):>11}" for label in labels))
+    for h in history:
+        cells = ["impossible" if isinstance(h["rows"][k], str) else f"{h['rows'][k][0]:.4f}" for k in labels]
+        print(f"{h['epoch']:>5} " + " ".join(f"{c:>11}" for c in cells))
+
+
 def single_sample_demo(model, X_val, y_val):
     """One image in eval mode is fine (and scored as in any batch); training mode refuses it."""
     x = X_val[:1]                                                   # (1, 64)
@@ -150,8 +168,9 @@ def single_sample_demo(model, X_val, y_val):
     demo["buffers_unchanged"] = all(np.array_equal(before[k], after[k]) for k in before)
     print(f"\nOne sample (validation image 0, label {demo['label']}):")
     verdict = "right" if demo["predicted"] == demo["label"] else "wrong"
-    print(f"  eval mode (running statistics): predicted {demo['predicted']} ({verdict}); its logits differ from "
-          f"those it gets inside the full validation batch by at most {demo['max_diff_vs_batch']:.1e}")
+    print(f"  eval mode (running statistics): predicted {demo['predicted']} ({verdict}); its logits "
+          f"differ from those it gets inside the full validation batch by at most "
+          f"{demo['max_diff_vs_batch']:.1e}")
     print(f"  training mode (batch statistics): "
           + (f"refused, ValueError: {demo['training_error']}" if demo["training_error"] else "accepted"))
     print(f"  running buffers after the refused call: "
@@ -183,15 +202,15 @@ def summarise(history, val_sizes, n_val, batches_per_epoch):
                      + ("; a batch of 1 cannot be normalised at all." if 1 in val_sizes else "."))
     for key, value in valid.items():
         if key.endswith("sorted by label"):
-            lines.append(f"Same statistics, batches of {SORTED_SIZE} sorted by label (mostly one class each): "
-                         f"{value:.4f}.")
+            lines.append(f"Same statistics, batches of {SORTED_SIZE} sorted by label "
+                         f"(mostly one class each): {value:.4f}.")
 
     acc = {k: np.array([h["rows"][k][0] for h in history]) for k in (RUNNING, POPULATION, CUMULATIVE)}
     run, pop, cum = acc[RUNNING], acc[POPULATION], acc[CUMULATIVE]
     left = (1 - MOMENTUM) ** batches_per_epoch   # the initial buffers' weight after epoch 1
     lines.append(f"After epoch 1 the EMA still weighs its initial values (mean 0, variance 1) by "
-                 f"{1 - MOMENTUM:g}^{batches_per_epoch} = {100 * left:.1f}%: running {run[0]:.4f} vs population "
-                 f"{pop[0]:.4f} (worst-channel variance {100 * history[0]['gaps']['running'][1]:.0f}% off).")
+                 f"{1 - MOMENTUM:g}^{batches_per_epoch} = {100 * left:.1f}%: running {run[0]:.4f} "
+                 f"vs population {pop[0]:.4f} (worst-channel variance {100 * history[0]['gaps']['running'][1]:.0f}% off).")
     if len(history) > 1:
         gap = 100 * np.abs(run[1:] - pop[1:])
         d_mean = max(h["gaps"]["running"][0] for h in history[1:])
@@ -240,7 +259,7 @@ def main(argv=None):
     data = train_val_split(X, y, VAL_FRACTION, seed=SPLIT_SEED)
     X_train, y_train, X_val, y_val = data
     val_sizes = sorted({len(y_val) if s == "full" else s for s in args.val_batch_sizes})
-    if min(val_sizes) < 1:
+    if not val_sizes or min(val_sizes) < 1:
         p.error(f"--val-batch-sizes must be positive, got {args.val_batch_sizes}")
     # Two models from the same initial weights, differing only in BN momentum. Training-mode BN
     # normalises by batch statistics alone, so momentum cannot change the training trajectory:
@@ -260,18 +279,21 @@ def main(argv=None):
         loss_sum = 0.0
         with mg.train_mode():
             for xb, yb in loader:
-                for model, optimizer in twins:
+                losses = []
+                for model, optimizer in twins:         # the same step for both twins
                     loss = F.cross_entropy(model(mg.tensor(xb)), yb)
                     optimizer.zero_grad()
                     loss.backward()
                     optimizer.step()
-                loss_sum += float(loss.data) * len(yb)
+                    losses.append(float(loss.data))
+                loss_sum += losses[0] * len(yb)        # the EMA model's loss (the twin's is equal)
         rows, gaps = measure(ema, cumulative, data, val_sizes, args.batch_size, args.seed)
         identical = same_weights(ema, cumulative)
         history.append({"epoch": epoch, "train_loss": loss_sum / len(y_train), "rows": rows,
                         "gaps": gaps, "identical": identical})
         print_epoch(epoch, history[-1]["train_loss"], rows, gaps, identical)
 
+    print_overview(history)
     demo = single_sample_demo(ema, X_val, y_val)
     summary = summarise(history, val_sizes, len(y_val), len(loader))
     print("\nSummary")

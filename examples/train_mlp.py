@@ -195,12 +195,12 @@ def main(argv=None):
         try:
             model.load_state_dict(checkpoint["model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
-        except (KeyError, ValueError) as err:
-            parser.error(f"--resume {args.resume}: cannot restore it: {err}")
-        start = int(checkpoint["epoch"])
-        saved = checkpoint["history"]
-        history = [{k: (int(saved[k][i]) if k == "epoch" else float(saved[k][i])) for k in METRIC_KEYS}
-                   for i in range(start)]
+            start = int(checkpoint["epoch"])
+            saved = checkpoint["history"]
+            history = [{k: int(saved[k][i]) if k == "epoch" else float(saved[k][i]) for k in METRIC_KEYS}
+                       for i in range(start)]
+        except (KeyError, IndexError, ValueError) as err:
+            parser.error(f"--resume {args.resume}: cannot restore it: {err!r}")
         # Epoch k's batch order depends on (seed, k) only, so this is all a resume needs. No
         # layer here draws random numbers while training (no dropout), so mg's generator,
         # used only for the initial weights, need not be saved.

@@ -35,6 +35,9 @@ def save(obj, path):
             np.savez(f, **flat)    # a file object: numpy appends no ".npz" suffix
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual mode of a new file
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -2,7 +2,7 @@
 
 Each computes in one node what a chain of primitives would (compare ``nn/functional.py``,
 where ``batch_norm_composed`` sits next to ``batch_norm_fused``). Each saves intermediates
-(x_hat, softmax) for speed, so each overrides ``saved_tensors``: for a differentiable backward
+(x - μ, softmax) for speed, so each overrides ``saved_tensors``: for a differentiable backward
 (create_graph=True) it rebuilds them from the input with primitive ops, and the hand-written
 backward below then runs on Tensors. Its second derivative is thus the derivative of this very
 formula, not of a separate one; we chose that over a hand-written double backward because the
@@ -29,26 +29,28 @@ class BatchNormFused(Function):
     μ, σ² are the batch mean and *biased* batch variance per channel, over N (and L).
     x: (N, C) or (N, C, L); weight γ, bias β: (C,) or None. forward returns
     (y, μ (C,), σ² (C,)); μ and σ² leave as plain arrays for the running statistics.
+
+    Speed: every line below that touches the whole (N, C[, L]) array is one pass over memory,
+    so the op makes as few of them as it can. x̂ itself is never stored: forward computes
+    y = (x - μ) · (γ inv_std) + β from the centred x, and saves x - μ; backward needs x̂ only
+    rescaled per channel (x̂ = (x - μ) · inv_std), so it folds inv_std into (C,)-sized factors.
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps):
         axes, shape = bn_axes(x), bn_param_shape(x)
         n = x.size // x.shape[1]
-        mean = x.mean(axis=axes, keepdims=True)            # (N, C[, L]) -> (1, C[, 1])
-        x_hat = x - mean                                    # centred first: stable variance
-        var = np.einsum("ij,ij->j", x_hat, x_hat)[None] / n if x.ndim == 2 else \
-            (x_hat * x_hat).mean(axis=axes, keepdims=True)  # biased σ², (1, C[, 1])
-        inv_std = 1.0 / np.sqrt(var + eps)                  # (1, C[, 1])
-        x_hat *= inv_std                                    # in place: x - μ becomes x̂
-        ctx.save_for_backward(x_hat, inv_std, weight)
+        mean = x.sum(axis=axes, keepdims=True) / n          # μ: (N, C[, L]) -> (1, C[, 1])
+        x_mu = x - mean                                     # centred first: stable variance
+        # Σ (x - μ)² per channel in one pass, without an (N, C[, L]) array of squares
+        var = np.einsum("ij,ij->j" if x.ndim == 2 else "ijk,ijk->j", x_mu, x_mu).reshape(shape) / n
+        inv_std = 1.0 / np.sqrt(var + eps)                  # biased σ² -> inv_std, (1, C[, 1])
+        scale = inv_std if weight is None else weight.reshape(shape) * inv_std   # γ inv_std
+        y = x_mu * scale                                    # γ x̂, with x̂ never in memory
+        if bias is not None:
+            y += bias.reshape(shape)                        # in place: + β
+        ctx.save_for_backward(x_mu, inv_std, weight)
         ctx.axes, ctx.n, ctx.eps = axes, n, eps
-        if weight is None:
-            y = x_hat.copy() if bias is None else x_hat + bias.reshape(shape)
-        else:
-            y = x_hat * weight.reshape(shape)
-            if bias is not None:
-                y += bias.reshape(shape)
         return y, mean.reshape(-1), var.reshape(-1)
 
     # Derivation (per channel; sums Σ run over the n = N·L values of that channel).
@@ -58,37 +60,38 @@ class BatchNormFused(Function):
     #   dx_i = inv_std dx̂_i - inv_std/n Σ dx̂ - (x_i - μ) inv_std³ / n Σ dx̂·(x - μ)
     #        = inv_std/n · (n dx̂_i - Σ dx̂ - x̂_i Σ dx̂·x̂)               [x - μ = x̂ / inv_std]
     #   With dx̂ = γ dy:  dx = (γ inv_std / n) · (n dy - Σ dy - x̂ Σ dy·x̂).
+    # The code keeps x - μ rather than x̂, so it uses Σ dy·x̂ = inv_std Σ dy·(x - μ) and
+    #   dx = γ inv_std · (dy - Σ dy / n - (x - μ) · inv_std² Σ dy·(x - μ) / n),
+    # the per-channel factors computed first, so each pass over x is one in-place update.
     @staticmethod
     def backward(ctx, grad_y):
-        x_hat, inv_std, weight = ctx.saved
+        x_mu, inv_std, weight = ctx.saved
         axes, n = ctx.axes, ctx.n
-        sum_dy = grad_y.sum(axis=axes, keepdims=True)                    # Σ dy      (1, C[, 1])
-        sum_dy_xhat = (grad_y * x_hat).sum(axis=axes, keepdims=True)     # Σ dy·x̂   (1, C[, 1])
+        sum_dy = grad_y.sum(axis=axes, keepdims=True)                    # Σ dy        (1, C[, 1])
+        sum_dy_xmu = (grad_y * x_mu).sum(axis=axes, keepdims=True)       # Σ dy·(x-μ)  (1, C[, 1])
         grad_x = None
         if ctx.needs_input_grad[0]:
-            scale = inv_std / n if weight is None else weight.reshape(inv_std.shape) * inv_std / n
-            grad_x = x_hat * (-sum_dy_xhat)     # a fresh array, so += below is in place on arrays
-            grad_x += grad_y * n                # (a Tensor rebinds instead: same code, both paths)
-            grad_x -= sum_dy
-            grad_x *= scale                     # (γ inv_std / n) · (n dy - Σ dy - x̂ Σ dy·x̂)
-        grad_w = sum_dy_xhat.reshape(-1) if ctx.needs_input_grad[1] else None
-        grad_b = sum_dy.reshape(-1) if ctx.needs_input_grad[2] else None
+            # a fresh array, so each update below is in place (a Tensor rebinds: same code)
+            grad_x = x_mu * (inv_std * inv_std * sum_dy_xmu / -n)   # -(x-μ) inv_std² Σ dy·(x-μ) / n
+            grad_x += grad_y                                        # + dy
+            grad_x -= sum_dy / n                                    # - Σ dy / n
+            grad_x *= inv_std if weight is None else weight.reshape(inv_std.shape) * inv_std  # γ inv_std
+        grad_w = (sum_dy_xmu * inv_std).reshape(-1) if ctx.needs_input_grad[1] else None  # Σ dy·x̂
+        grad_b = sum_dy.reshape(-1) if ctx.needs_input_grad[2] else None                 # Σ dy
         return grad_x, grad_w, grad_b
 
     @staticmethod
     def saved_tensors(ctx, output):
-        """x̂ and inv_std rebuilt from x with primitive ops, so the backward above can be
+        """x - μ and inv_std rebuilt from x with primitive ops, so the backward above can be
         differentiated; when x needs no gradient they are constants and kept as saved."""
-        x_hat, inv_std, weight = Function.saved_tensors(ctx, output)
+        x_mu, inv_std, weight = Function.saved_tensors(ctx, output)
         if ctx.saved[2] is None:
             weight = None   # affine=False: no γ (not a Tensor wrapping None)
         x = ctx.parents[0]
         if x is not None:
-            mean = x.mean(axis=ctx.axes, keepdims=True)
-            centred = x - mean
-            inv_std = ((centred * centred).mean(axis=ctx.axes, keepdims=True) + ctx.eps) ** -0.5
-            x_hat = centred * inv_std
-        return x_hat, inv_std, weight
+            x_mu = x - x.mean(axis=ctx.axes, keepdims=True)
+            inv_std = ((x_mu * x_mu).mean(axis=ctx.axes, keepdims=True) + ctx.eps) ** -0.5
+        return x_mu, inv_std, weight
 
 
 class CrossEntropy(Function):

@@ -1,6 +1,9 @@
 """examples/bn_inference.py: the four-way study prints every method per epoch, leaves the trained
 model alone, shows the single-sample case, and its summary follows from its numbers."""
+import contextlib
 import importlib.util
+import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +27,6 @@ def study():
 @pytest.fixture(scope="module")
 def run(study):
     """One tiny study (about 0.3 s), shared: (result dict, printed text)."""
-    import contextlib
-    import io
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         result = study.main(TINY)
@@ -34,15 +35,23 @@ def run(study):
 
 def test_every_method_is_printed_for_every_epoch(run):
     result, text = run
-    blocks = text.split("\nepoch ")[1:]
+    blocks = [block.split("\n\n")[0] for block in re.split(r"\nepoch (?=\d)", text)[1:]]
     assert len(blocks) == 2 and blocks[0].startswith("1 ") and blocks[1].startswith("2 ")
     for block in blocks:
         for label in ("(1) running (EMA, momentum 0.1)", "(2) batch stats, val batch 2",
                       "(2) batch stats, val batch 8", "(2) batch stats, val batch 359 (full)",
                       "(3) population, train set (Alg. 2)", "(4) cumulative (momentum=None)"):
             assert label in block
-        assert "(2) batch stats, val batch 1 " in block and "impossible" in block
+        size_1 = next(line for line in block.splitlines() if "val batch 1 " in line)
+        assert "impossible" in size_1
         assert "weights identical after this epoch" in block
+    overview = text.split("Validation accuracy by epoch")[1].splitlines()
+    assert overview[1].split() == ["epoch", "running", "B=1", "B=2", "B=8", "B=359", "B=32",
+                                   "sorted", "population", "cumulative"]
+    for line, epoch in zip(overview[2:4], result["history"]):
+        cells = line.split()
+        assert cells[0] == str(epoch["epoch"]) and cells[2] == "impossible"
+        assert cells[1] == f"{epoch['rows']['(1) running (EMA, momentum 0.1)'][0]:.4f}"
     for epoch in result["history"]:
         rows = epoch["rows"]
         assert isinstance(rows["(2) batch stats, val batch 1"], str)     # impossible
@@ -66,6 +75,7 @@ def test_running_statistics_row_is_what_eval_mode_gives(study):
 def test_single_sample_eval_works_and_training_mode_refuses(run):
     result, text = run
     demo = result["single_sample"]
+    assert 0 <= demo["predicted"] < 10 and demo["label"] == 5
     assert "Expected more than 1 value per channel" in demo["training_error"]
     assert demo["buffers_unchanged"]
     assert demo["max_diff_vs_batch"] < 1e-4     # same logits alone as inside the batch
@@ -115,7 +125,8 @@ def test_population_statistics_are_algorithm_2(study):
         means.append(h.mean(axis=0))
         variances.append(h.var(axis=0, ddof=1))
         sizes.append(len(xb))
-    np.testing.assert_allclose(bn.running_mean, np.average(means, axis=0, weights=sizes), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(bn.running_mean, np.average(means, axis=0, weights=sizes),
+                               rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(bn.running_var, np.average(variances, axis=0, weights=sizes), rtol=1e-4)
 
 

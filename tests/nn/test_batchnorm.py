@@ -6,10 +6,11 @@ Every gradient comparison uses a random upstream gradient: ``bn(x).sum()`` does 
 (the normalised output sums to β·n per channel), so a sum loss would pass any backward.
 """
 import inspect
-import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import minigrad as mg
 from minigrad import nn
@@ -134,6 +135,29 @@ def test_fused_and_composed_agree(affine, momentum, track, shape, offset, dtype)
     for name, g_f, g_c in zip(("x", "weight", "bias"), grads_f, grads_c):
         if g_c is not None:
             assert_close(g_f, g_c, max(eval_tol, tol_grad_x), f"eval grad {name}")
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(2, 6), channels=st.integers(1, 4), length=st.one_of(st.none(), st.integers(1, 4)),
+       affine=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_fused_and_composed_agree_on_any_shape(n, channels, length, affine, seed):
+    shape = (n, channels) if length is None else (n, channels, length)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape) * rng.uniform(0.1, 10) + rng.uniform(-5, 5)
+    upstream = rng.standard_normal(shape)
+    weight = mg.tensor(rng.standard_normal(channels), requires_grad=True) if affine else None
+    bias = mg.tensor(rng.standard_normal(channels), requires_grad=True) if affine else None
+    results = []
+    for fn in (F.batch_norm_fused, F.batch_norm_composed):
+        xt = mg.tensor(x, requires_grad=True)
+        for p in (weight, bias):
+            if p is not None:
+                p.grad = None
+        y = fn(xt, weight, bias, EPS)[0]
+        y.backward(upstream)
+        results.append([y.data, xt.grad] + ([weight.grad, bias.grad] if affine else []))
+    for name, f, c in zip(("y", "grad x", "grad weight", "grad bias"), *results):
+        assert_close(f, c, 1e-11, name)
 
 
 @pytest.mark.parametrize("shape", [(7, C), (3, C, 4)], ids=["NC", "NCL"])

@@ -118,6 +118,8 @@ def test_assigning_none_to_a_submodule_removes_it():
     other = TwoLayer()
     with pytest.raises(TypeError, match="sub-module 'body'"):
         other.body = 3
+    m.body = nn.Linear(3, 4)                            # and a module can be put back
+    assert [n for n, _ in m.named_parameters()] == ["scale", "body.weight", "body.bias"]
 
 
 def test_reassigning_a_buffer_keeps_it_a_buffer():
