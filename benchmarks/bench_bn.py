@@ -96,7 +96,7 @@ def check(impls, rtol=1e-4):
     reference = impls["numpy"][1]()
     worst = {}
     for name, (_, grads) in impls.items():
-        errors = [float(np.abs(g - r).max() / np.abs(r).max()) for g, r in zip(grads(), reference, strict=True)]
+        errors = [float(np.abs(g - r).max() / np.abs(r).max()) for g, r in zip(grads(), reference)]
         worst[name] = max(errors)
         assert worst[name] <= rtol, f"{name}: gradients differ from numpy by {worst[name]:.2e}"
     return worst

@@ -69,7 +69,8 @@ class MinigradStep:
         layers.append(mg.nn.Linear(params[-2].shape[1], params[-2].shape[0]))
         self.model = mg.nn.Sequential(*layers)
         self.params = list(self.model.parameters())
-        for p, value in zip(self.params, params, strict=True):
+        assert len(self.params) == len(params)
+        for p, value in zip(self.params, params):
             p.data[...] = value
         self.model.train()
         self.x, self.y = mg.tensor(x), y.copy()
@@ -123,8 +124,9 @@ class TorchStep:
         layers.append(torch.nn.Linear(params[-2].shape[1], params[-2].shape[0]))
         self.model = torch.nn.Sequential(*layers).train()
         self.params = list(self.model.parameters())
+        assert len(self.params) == len(params)
         with torch.no_grad():
-            for p, value in zip(self.params, params, strict=True):
+            for p, value in zip(self.params, params):
                 p.copy_(torch.from_numpy(value))
         self.x, self.y = torch.from_numpy(x.copy()), torch.from_numpy(y.copy())
         self.optimizer = torch.optim.SGD(self.params, lr=LR, momentum=MOMENTUM)
@@ -169,15 +171,16 @@ def check_steps(steps, reference="numpy", rtol=2e-4, train_steps=3):
     report = {}
     for name, impl in steps.items():
         loss, grads = impl.loss_and_grads()
+        assert len(grads) == len(ref_grads), f"{name}: {len(grads)} gradients, {len(ref_grads)} expected"
         assert abs(loss - ref_loss) <= rtol * abs(ref_loss), f"{name}: loss {loss} vs {reference} {ref_loss}"
-        report[name] = max(_relative_error(g, r) for g, r in zip(grads, ref_grads, strict=True))
+        report[name] = max(_relative_error(g, r) for g, r in zip(grads, ref_grads))
         assert report[name] <= rtol, f"{name}: gradients differ from {reference} by {report[name]:.2e}"
     for impl in steps.values():
         for _ in range(train_steps):
             impl.step()
     ref_weights = steps[reference].weights()
     for name, impl in steps.items():
-        worst = max(_relative_error(w, r) for w, r in zip(impl.weights(), ref_weights, strict=True))
+        worst = max(_relative_error(w, r) for w, r in zip(impl.weights(), ref_weights))
         assert worst <= 10 * rtol, f"{name}: weights after {train_steps} steps differ by {worst:.2e}"
     return report
 

@@ -71,53 +71,55 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
     order = topological_order(roots)
     wanted = None if capture is None else {id(t) for t in capture}
     captured, stored = {}, set()   # stored: ids of arrays already some tensor's .grad
+    trace, anomaly = modes.trace, modes.anomaly   # read once, not once per node
     previous, modes.grad_enabled = modes.grad_enabled, create_graph
     try:
         for t in order:
             grad = grads.pop(id(t), None)
             if grad is None:
                 continue  # no path from the roots carried a gradient here
-            if isinstance(grad, np.generic):
+            if type(grad) is not np.ndarray and isinstance(grad, np.generic):
                 grad = np.asarray(grad)  # 0-d + 0-d is a numpy scalar: hooks and .grad get arrays
             if t._hooks:
                 for hook in list(t._hooks.values()):
                     replaced = hook(grad)
                     if replaced is not None:
                         grad = replaced
+            ctx = t._ctx
             if wanted is not None:
                 if id(t) in wanted:
                     captured[id(t)] = grad
-            elif t._ctx is None or t._retains_grad:
+            elif ctx is None or t._retains_grad:
                 accumulate_grad(t, grad, stored)
-            ctx = t._ctx
             if ctx is None:
                 continue
+            fn = ctx.fn
             if create_graph:
                 graph_ctx = Context()
                 graph_ctx.__dict__.update(ctx.__dict__)
-                graph_ctx.saved = ctx.fn.saved_tensors(ctx, t)
-                input_grads = ctx.fn.backward(graph_ctx, grad if isinstance(grad, Tensor) else Tensor(grad))
+                graph_ctx.saved = fn.saved_tensors(ctx, t)
+                input_grads = fn.backward(graph_ctx, grad if isinstance(grad, Tensor) else Tensor(grad))
             else:
-                input_grads = ctx.fn.backward(ctx, grad)
+                input_grads = fn.backward(ctx, grad)
             if type(input_grads) is not tuple:
                 input_grads = (input_grads,)
-            if modes.trace:
-                print(f"backward {ctx.fn.__name__:<16} grad {tuple(grad.shape)} -> "
+            if trace:
+                print(f"backward {fn.__name__:<16} grad {tuple(grad.shape)} -> "
                       + ", ".join(str(None if g is None else tuple(g.shape)) for g in input_grads))
             for parent, g in zip(ctx.parents, input_grads):
                 if parent is None or g is None:
                     continue
-                shape = parent.data.shape
-                if g.shape != shape:
-                    g = unbroadcast(g, shape, ctx.fn.__name__)
-                if not isinstance(g, Tensor) and (type(g) is not np.ndarray or g.dtype != parent.data.dtype):
-                    g = np.asarray(g, dtype=parent.data.dtype)  # a numpy scalar (0-d * 0-d gives one), or
+                data = parent.data
+                if g.shape != data.shape:
+                    g = unbroadcast(g, data.shape, fn.__name__)
+                if (type(g) is not np.ndarray or g.dtype is not data.dtype) and not isinstance(g, Tensor):
+                    g = np.asarray(g, dtype=data.dtype)  # a numpy scalar (0-d * 0-d gives one), or
                     # a float64 gradient for a float32 input (times a float64 constant)
-                if modes.anomaly:
-                    check_finite(g, f"{ctx.fn.__name__}.backward returned {{what}} in a gradient",
+                if anomaly:
+                    check_finite(g, f"{fn.__name__}.backward returned {{what}} in a gradient",
                                  getattr(ctx, "site", "<created outside detect_anomaly>"))
                 key = id(parent)
-                grads[key] = g if key not in grads else grads[key] + g
+                grads[key] = grads[key] + g if key in grads else g
             if not retain_graph:
                 ctx.saved = None
                 ctx.parents = None

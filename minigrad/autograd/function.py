@@ -67,9 +67,16 @@ class Function:
         """Run the op on Tensors (or arrays / Python scalars) and record it when needed."""
         ctx = Context()
         ctx.saved = ()
-        arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
-        needs = [isinstance(x, Tensor) and x.requires_grad for x in inputs]
-        record = modes.grad_enabled and any(needs)
+        arrays, needs, any_needs = [], [], False   # one pass over the inputs (the hot path)
+        for x in inputs:
+            if isinstance(x, Tensor):
+                arrays.append(x.data)
+                needs.append(x.requires_grad)
+                any_needs = any_needs or x.requires_grad
+            else:
+                arrays.append(x)
+                needs.append(False)
+        record = any_needs and modes.grad_enabled
         ctx.needs_input_grad = needs
         try:
             out = cls.forward(ctx, *arrays, **params)
@@ -83,11 +90,11 @@ class Function:
         result = _wrap(out, record)
         if record:
             ctx.fn = cls
-            ctx.parents = tuple(x if n else None for x, n in zip(inputs, needs))
+            ctx.parents = tuple([x if n else None for x, n in zip(inputs, needs)])
             result._ctx = ctx
-            if modes.anomaly:
-                ctx.site = creation_site()
         if modes.anomaly:
+            if record:
+                ctx.site = creation_site()
             check_finite(out, f"{cls.__name__} produced {{what}} in its forward output",
                          ctx.site if record else creation_site())
         if extras is not None:

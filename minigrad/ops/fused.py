@@ -23,6 +23,17 @@ def bn_param_shape(x):
     return (1, x.shape[1]) if x.ndim == 2 else (1, x.shape[1], 1)
 
 
+def channel_dot(a, b):
+    """Σ a·b per channel: (N, C[, L]) twice -> (C,).
+
+    On arrays, one einsum pass with no (N, C[, L]) temporary of products (on large inputs such a
+    temporary costs a page-faulting allocation); on Tensors (create_graph), primitive ops.
+    """
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return np.einsum("ij,ij->j" if a.ndim == 2 else "ijk,ijk->j", a, b)
+    return (a * b).sum(axis=bn_axes(a))
+
+
 class BatchNormFused(Function):
     """y = γ · x̂ + β,  x̂ = (x - μ) · inv_std,  inv_std = 1 / sqrt(σ² + eps)   (training mode)
 
@@ -42,8 +53,7 @@ class BatchNormFused(Function):
         n = x.size // x.shape[1]
         mean = x.sum(axis=axes, keepdims=True) / n          # μ: (N, C[, L]) -> (1, C[, 1])
         x_mu = x - mean                                     # centred first: stable variance
-        # Σ (x - μ)² per channel in one pass, without an (N, C[, L]) array of squares
-        var = np.einsum("ij,ij->j" if x.ndim == 2 else "ijk,ijk->j", x_mu, x_mu).reshape(shape) / n
+        var = channel_dot(x_mu, x_mu).reshape(shape) / n   # biased σ² = Σ (x - μ)² / n
         inv_std = 1.0 / np.sqrt(var + eps)                  # biased σ² -> inv_std, (1, C[, 1])
         scale = inv_std if weight is None else weight.reshape(shape) * inv_std   # γ inv_std
         y = x_mu * scale                                    # γ x̂, with x̂ never in memory
@@ -61,23 +71,24 @@ class BatchNormFused(Function):
     #        = inv_std/n · (n dx̂_i - Σ dx̂ - x̂_i Σ dx̂·x̂)               [x - μ = x̂ / inv_std]
     #   With dx̂ = γ dy:  dx = (γ inv_std / n) · (n dy - Σ dy - x̂ Σ dy·x̂).
     # The code keeps x - μ rather than x̂, so it uses Σ dy·x̂ = inv_std Σ dy·(x - μ) and
-    #   dx = γ inv_std · (dy - Σ dy / n - (x - μ) · inv_std² Σ dy·(x - μ) / n),
-    # the per-channel factors computed first, so each pass over x is one in-place update.
+    #   dx = γ inv_std · (dy - Σ dy / n - (x - μ) · k),   k = inv_std² Σ dy·(x - μ) / n,
+    # with the (C,)-sized factors computed first, so each pass over x is one in-place update.
     @staticmethod
     def backward(ctx, grad_y):
         x_mu, inv_std, weight = ctx.saved
-        axes, n = ctx.axes, ctx.n
-        sum_dy = grad_y.sum(axis=axes, keepdims=True)                    # Σ dy        (1, C[, 1])
-        sum_dy_xmu = (grad_y * x_mu).sum(axis=axes, keepdims=True)       # Σ dy·(x-μ)  (1, C[, 1])
+        axes, n, shape = ctx.axes, ctx.n, inv_std.shape               # shape: (1, C[, 1])
+        sum_dy = grad_y.sum(axis=axes)                                # Σ dy         (C,)
+        sum_dy_xmu = channel_dot(grad_y, x_mu)                        # Σ dy·(x - μ) (C,)
         grad_x = None
         if ctx.needs_input_grad[0]:
-            # a fresh array, so each update below is in place (a Tensor rebinds: same code)
-            grad_x = x_mu * (inv_std * inv_std * sum_dy_xmu / -n)   # -(x-μ) inv_std² Σ dy·(x-μ) / n
-            grad_x += grad_y                                        # + dy
-            grad_x -= sum_dy / n                                    # - Σ dy / n
-            grad_x *= inv_std if weight is None else weight.reshape(inv_std.shape) * inv_std  # γ inv_std
-        grad_w = (sum_dy_xmu * inv_std).reshape(-1) if ctx.needs_input_grad[1] else None  # Σ dy·x̂
-        grad_b = sum_dy.reshape(-1) if ctx.needs_input_grad[2] else None                 # Σ dy
+            k = inv_std * inv_std * sum_dy_xmu.reshape(shape) / n     # (1, C[, 1])
+            grad_x = x_mu * -k              # fresh, so each update below is in place on arrays
+            grad_x += grad_y                # (a Tensor rebinds instead: the same code)
+            grad_x -= sum_dy.reshape(shape) / n
+            grad_x *= inv_std if weight is None else weight.reshape(shape) * inv_std  # γ inv_std
+        # (C,) arrays of their own, not views, which the engine would copy before storing
+        grad_w = sum_dy_xmu * inv_std.reshape(-1) if ctx.needs_input_grad[1] else None  # Σ dy·x̂
+        grad_b = sum_dy if ctx.needs_input_grad[2] else None                            # Σ dy
         return grad_x, grad_w, grad_b
 
     @staticmethod
