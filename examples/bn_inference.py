@@ -171,7 +171,7 @@ def single_sample_demo(model, X_val, y_val):
     print(f"  eval mode (running statistics): predicted {demo['predicted']} ({verdict}); its logits "
           f"differ from those it gets inside the full validation batch by at most "
           f"{demo['max_diff_vs_batch']:.1e}")
-    print(f"  training mode (batch statistics): "
+    print("  training mode (batch statistics): "
           + (f"refused, ValueError: {demo['training_error']}" if demo["training_error"] else "accepted"))
     print(f"  running buffers after the refused call: "
           f"{'unchanged' if demo['buffers_unchanged'] else 'CHANGED'}")

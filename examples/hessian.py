@@ -73,10 +73,10 @@ def run(batch=32, hidden=16, seed=0):
     rng = np.random.default_rng(seed)
     x = mg.tensor(rng.standard_normal((batch, 8)))
     y = rng.integers(0, 3, batch)
+    vector = [rng.standard_normal(p.shape) for p in make_model(True, hidden, seed).parameters()]
     results = {}
     for name, fused in (("composed", False), ("fused", True)):
-        model = make_model(fused, hidden, seed)
-        vector = [rng.standard_normal(p.shape) for p in model.parameters()] if name == "composed" else vector
+        model = make_model(fused, hidden, seed)   # same weights for both
         with mg.train_mode():
             hvp = hessian_vector_product(model, x, y, vector)
             fd = finite_difference_hvp(model, x, y, vector)
@@ -100,7 +100,7 @@ def main(argv=None):
     print(f"{'':34}{'composed':>14}{'fused':>14}")
     print(f"{'H·v vs finite differences (rel)':34}{r['composed']['hvp_vs_fd']:>14.2e}{r['fused']['hvp_vs_fd']:>14.2e}")
     print(f"{'loss + 0.1·|dL/dx|^2':34}{r['composed']['penalty_loss']:>14.8f}{r['fused']['penalty_loss']:>14.8f}")
-    print(f"\nfused vs composed, max relative difference:")
+    print("\nfused vs composed, max relative difference:")
     print(f"  Hessian-vector product          {r['hvp_fused_vs_composed']:.2e}")
     print(f"  gradient of the penalised loss  {r['penalty_fused_vs_composed']:.2e}")
     return r

@@ -48,18 +48,9 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_on_vacuo
     def objective():  # graph recording stays on: fn may itself differentiate (gradgradcheck)
         return sum(float((o.data * u).sum()) for o, u in zip(_as_tuple(fn(*inputs)), upstream))
 
-    for k, i in zip(range(len(checked)), checked):
+    for k, i in enumerate(checked):
         x = inputs[i].data
-        numeric = np.zeros(x.shape)
-        flat, flat_numeric = x.reshape(-1), numeric.reshape(-1)   # views into x and numeric
-        for j in range(flat.size):
-            original = flat[j]
-            flat[j] = original + eps
-            plus = objective()
-            flat[j] = original - eps
-            minus = objective()
-            flat[j] = original
-            flat_numeric[j] = (plus - minus) / (2 * eps)
+        numeric = numerical_gradient(objective, x, eps)
         got = np.zeros(x.shape) if analytic[k] is None else analytic[k]
         excess = np.abs(got - numeric) - (atol + rtol * np.abs(numeric))
         if excess.size and excess.max() > 0:
@@ -75,6 +66,22 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_on_vacuo
                 raise GradcheckError(message)
             warnings.warn(message, VacuousGradcheckWarning, stacklevel=2)
     return True
+
+
+def numerical_gradient(objective, x, eps=1e-6):
+    """Central differences of the scalar ``objective()`` with respect to the float64 array ``x``,
+    which is perturbed in place one entry at a time (and restored): d objective / dx, shape of x."""
+    numeric = np.zeros(x.shape)
+    flat, flat_numeric = x.reshape(-1), numeric.reshape(-1)   # views into x and numeric
+    for j in range(flat.size):
+        original = flat[j]
+        flat[j] = original + eps
+        plus = objective()
+        flat[j] = original - eps
+        minus = objective()
+        flat[j] = original
+        flat_numeric[j] = (plus - minus) / (2 * eps)
+    return numeric
 
 
 def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):

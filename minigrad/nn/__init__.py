@@ -2,3 +2,6 @@
 from . import functional
 from .layers import BatchNorm1d, Dropout, Linear, ReLU, recompute_bn_stats
 from .module import Module, Parameter, Sequential
+
+__all__ = ["BatchNorm1d", "Dropout", "Linear", "Module", "Parameter", "ReLU", "Sequential", "functional",
+           "recompute_bn_stats"]

@@ -1,10 +1,8 @@
 """examples/bn_inference.py: the four-way study prints every method per epoch, leaves the trained
 model alone, shows the single-sample case, and its summary follows from its numbers."""
 import contextlib
-import importlib.util
 import io
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,16 +10,15 @@ import pytest
 import minigrad as mg
 from minigrad.data import load_digits, train_val_split
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bn_inference.py"
+from .loader import EXAMPLES, load_example
+
+EXAMPLE = EXAMPLES / "bn_inference.py"
 TINY = ["--epochs", "2", "--hidden", "32", "--val-batch-sizes", "1,2,8,full"]
 
 
 @pytest.fixture(scope="module")
 def study():
-    spec = importlib.util.spec_from_file_location("bn_inference_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("bn_inference")
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +61,7 @@ def test_every_method_is_printed_for_every_epoch(run):
 def test_running_statistics_row_is_what_eval_mode_gives(study):
     """(1) is the eval-mode accuracy, the same number train_mlp.py reports."""
     result = study.main(["--epochs", "1", "--hidden", "32", "--val-batch-sizes", "full"])
-    spec = importlib.util.spec_from_file_location("train_mlp_example", EXAMPLE.parent / "train_mlp.py")
-    train_mlp = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_mlp)
-    trained = train_mlp.main(["--epochs", "1", "--hidden", "32", "--quiet"])
+    trained = load_example("train_mlp").main(["--epochs", "1", "--hidden", "32", "--quiet"])
     assert result["history"][0]["rows"]["(1) running (EMA, momentum 0.1)"][0] == \
         trained["history"][0]["val_acc"]
 

@@ -1,18 +1,12 @@
 """examples/hessian.py: second derivatives through composed and fused batch norm agree and are right."""
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hessian.py"
+from .loader import load_example
 
 
 @pytest.fixture(scope="module")
 def hessian():
-    spec = importlib.util.spec_from_file_location("hessian_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("hessian")
 
 
 def test_hvp_matches_finite_differences_and_fused_matches_composed(hessian, capsys):

@@ -4,7 +4,6 @@ Tiny settings (1-2 epochs, hidden 32) keep each run to a fraction of a second; t
 set is small enough that no subset is needed. CLI error paths also run in a subprocess, to
 check that the user sees one clear line and no traceback.
 """
-import importlib.util
 import io
 import json
 import subprocess
@@ -16,16 +15,15 @@ import pytest
 
 import minigrad as mg
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "train_mlp.py"
+from .loader import EXAMPLES, load_example
+
+EXAMPLE = EXAMPLES / "train_mlp.py"
 TINY = ["--hidden", "32", "--batch-size", "64", "--quiet"]
 
 
 @pytest.fixture(scope="module")
 def train_mlp():
-    spec = importlib.util.spec_from_file_location("train_mlp_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example("train_mlp")
 
 
 def read_metrics(path):
