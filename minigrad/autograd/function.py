@@ -67,7 +67,7 @@ class Function:
         """Run the op on Tensors (or arrays / Python scalars) and record it when needed."""
         ctx = Context()
         ctx.saved = ()
-        arrays, needs, any_needs = [], [], False   # one pass over the inputs (the hot path)
+        arrays, needs, any_needs, plain = [], [], False, False   # one pass (the hot path)
         for x in inputs:
             if isinstance(x, Tensor):
                 arrays.append(x.data)
@@ -76,7 +76,10 @@ class Function:
             else:
                 arrays.append(x)
                 needs.append(False)
+                plain = plain or type(x) is np.ndarray
         record = any_needs and modes.grad_enabled
+        if record and plain:
+            arrays = unalias(inputs, arrays)
         ctx.needs_input_grad = needs
         try:
             out = cls.forward(ctx, *arrays, **params)
@@ -100,6 +103,14 @@ class Function:
         if extras is not None:
             return (result, *extras)
         return result
+
+
+def unalias(inputs, arrays):
+    """A plain array that *is* a differentiable input's data (``x * x.data``) gets its own view
+    object: ``saved_tensors`` matches saved arrays to inputs by identity, and it is a constant."""
+    owned = {id(x.data) for x in inputs if isinstance(x, Tensor) and x.requires_grad}
+    return [a.view() if not isinstance(x, Tensor) and id(a) in owned else a
+            for x, a in zip(inputs, arrays)]
 
 
 class AnomalyError(RuntimeError):
