@@ -11,7 +11,6 @@ installed. No running statistics anywhere. All are checked against numpy before 
 """
 import argparse
 import json
-import sys
 
 from _threads import limit_threads
 
@@ -107,10 +106,7 @@ def main(argv=None):
     limit_threads(args.threads)
     import common  # numpy loads here, after the thread variables are set
 
-    common.set_torch_threads(args.threads)
-    info = common.machine_info(args.threads)
-    print(f"# bench_bn: {' '.join(['python', 'benchmarks/bench_bn.py'] + sys.argv[1:])}")
-    print(f"# machine: {common.describe_machine(info)}\n")
+    info = common.start("bench_bn", args.threads)
     results = {"machine": info, "shapes": {}}
     rows = []
     for text in args.shapes:

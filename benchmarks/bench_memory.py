@@ -67,9 +67,7 @@ def main(argv=None):
     limit_threads(args.threads)
     import common  # numpy loads here, after the thread variables are set
 
-    info = common.machine_info(args.threads)
-    print(f"# bench_memory: {' '.join(['python', 'benchmarks/bench_memory.py'] + sys.argv[1:])}")
-    print(f"# machine: {common.describe_machine(info)}\n")
+    info = common.start("bench_memory", args.threads)
     builders = {"minigrad fused": lambda p: common.MinigradStep(p, fused=True),
                 "minigrad composed": lambda p: common.MinigradStep(p, fused=False),
                 "numpy": common.NumpyStep}

@@ -9,7 +9,6 @@ Add node, the per-node cost of the backward pass.
 """
 import argparse
 import json
-import sys
 
 from _threads import limit_threads
 
@@ -89,10 +88,7 @@ def main(argv=None):
 
     import common  # numpy loads here, after the thread variables are set
 
-    common.set_torch_threads(args.threads)
-    info = common.machine_info(args.threads)
-    print(f"# bench_overhead: {' '.join(['python', 'benchmarks/bench_overhead.py'] + sys.argv[1:])}")
-    print(f"# machine: {common.describe_machine(info)}\n")
+    info = common.start("bench_overhead", args.threads)
     loops = make_loops(args.ops, include_torch=not args.no_torch)
     names = list(loops)
     for loop in loops.values():  # warm-up

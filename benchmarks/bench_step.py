@@ -11,7 +11,6 @@ median times and medians of per-round ratios.
 """
 import argparse
 import json
-import sys
 
 from _threads import limit_threads
 
@@ -33,10 +32,7 @@ def main(argv=None):
     limit_threads(args.threads)
     import common  # numpy loads here, after the thread variables are set
 
-    common.set_torch_threads(args.threads)
-    info = common.machine_info(args.threads)
-    print(f"# bench_step: {' '.join(['python', 'benchmarks/bench_step.py'] + sys.argv[1:])}")
-    print(f"# machine: {common.describe_machine(info)}\n")
+    info = common.start("bench_step", args.threads)
     results = {"machine": info, "configs": {}}
     rows = []
     for config in args.configs:

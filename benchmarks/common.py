@@ -7,6 +7,7 @@ Import it only after ``_threads.limit_threads`` (it imports numpy, and torch whe
 import os
 import platform
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -32,6 +33,16 @@ LR, MOMENTUM, EPS = 0.01, 0.9, 1e-5
 def set_torch_threads(threads):
     if torch is not None:
         torch.set_num_threads(threads)
+
+
+def start(script, threads):
+    """What every benchmark does first: torch's thread count, then a header naming the command
+    and the machine. Returns the machine description (for the JSON output)."""
+    set_torch_threads(threads)
+    info = machine_info(threads)
+    print(f"# {script}: {' '.join(['python', f'benchmarks/{script}.py'] + sys.argv[1:])}")
+    print(f"# machine: {describe_machine(info)}\n")
+    return info
 
 
 # --------------------------------------------------------------------------- the problem
