@@ -91,7 +91,8 @@ def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     formula on the path is itself differentiated correctly.
     """
     inputs = [_float64_copy(x) for x in inputs]
-    checked = [x for x in inputs if isinstance(x, Tensor) and x.requires_grad]
+    if not any(isinstance(x, Tensor) and x.requires_grad for x in inputs):
+        raise ValueError("gradgradcheck: no input has requires_grad=True, nothing to check")
     rng = np.random.default_rng(seed + 1)
     upstream = [rng.standard_normal(o.shape) for o in _as_tuple(fn(*inputs))]
 
@@ -102,7 +103,6 @@ def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
                      create_graph=True, allow_unused=True)
         return tuple(g if g is not None else Tensor(np.zeros(x.shape)) for g, x in zip(found, wrt))
 
-    assert checked, "gradgradcheck: no input has requires_grad=True"
     return gradcheck(first_derivative, inputs, eps=eps, atol=atol, rtol=rtol, seed=seed,
                      check_dependence=False)
 
