@@ -3,29 +3,19 @@
 Implementations: minigrad fused (``batch_norm_fused`` then ``y.backward(dy)``), minigrad
 composed (primitive ops), the fused kernel alone (BatchNormFused.forward/backward called on
 arrays: the op without the Tensor/graph overhead), the hand-written numpy pair
-(``numpy_mlp.batchnorm_forward/backward``, cs231n style) and PyTorch's native batch norm if
+(``baselines.batchnorm_forward/backward``, cs231n style) and PyTorch's native batch norm if
 installed. No running statistics anywhere. All are checked against numpy before timing.
 
     python benchmarks/bench_bn.py [--threads 1] [--shapes 64x128 256x1024 4096x512]
                                   [--budget 10] [--json results.json]
 """
-import argparse
-import json
-
-from _threads import limit_threads
+import harness
 
 DEFAULT_SHAPES = ["64x128", "256x1024", "4096x512"]
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=1, help="BLAS / torch threads (default 1)")
+def add_arguments(parser):
     parser.add_argument("--shapes", nargs="+", default=DEFAULT_SHAPES, help="NxC, e.g. 64x128")
-    parser.add_argument("--budget", type=float, default=10.0,
-                        help="seconds of timed rounds per shape (default 10)")
-    parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if installed")
-    parser.add_argument("--json", metavar="PATH", help="write the numbers as JSON")
-    return parser.parse_args(argv)
 
 
 def make_implementations(shape, include_torch):
@@ -33,10 +23,10 @@ def make_implementations(shape, include_torch):
     import numpy as np
 
     import minigrad as mg
-    from common import torch
+    from baselines import batchnorm_backward, batchnorm_forward
     from minigrad.nn import functional as F
     from minigrad.ops.fused import BatchNormFused
-    from numpy_mlp import batchnorm_backward, batchnorm_forward
+    torch = harness.load_torch()
 
     rng = np.random.default_rng(0)
     x = (3 + 2 * rng.standard_normal(shape)).astype(np.float32)
@@ -62,8 +52,7 @@ def make_implementations(shape, include_torch):
     kernel_out = {}
 
     def kernel():
-        ctx = mg.Context()
-        ctx.needs_input_grad = (True, True, True)
+        ctx = mg.Context(BatchNormFused, (True, True, True))
         BatchNormFused.forward(ctx, x, gamma, beta, eps)
         kernel_out["grads"] = BatchNormFused.backward(ctx, dy)
     impls["fused kernel only"] = (kernel, lambda: list(kernel_out["grads"]))
@@ -102,18 +91,15 @@ def check(impls, rtol=1e-4):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    limit_threads(args.threads)
-    import common  # numpy loads here, after the thread variables are set
-
-    info = common.start("bench_bn", args.threads)
+    args = harness.parse(__doc__, argv, add_arguments, budget=10.0)
+    info = harness.start("bench_bn", args)
     results = {"machine": info, "shapes": {}}
     rows = []
     for text in args.shapes:
         shape = tuple(int(n) for n in text.lower().split("x"))
         impls = make_implementations(shape, include_torch=not args.no_torch)
         errors = check(impls)
-        times = common.interleaved({name: run for name, (run, _) in impls.items()}, args.budget,
+        times = harness.interleaved({name: run for name, (run, _) in impls.items()}, args.budget,
                                    block_seconds=0.01)
         have_torch = "torch" in times
         pairs = [("minigrad fused", "numpy"), ("fused kernel only", "numpy"),
@@ -121,8 +107,8 @@ def main(argv=None):
         if have_torch:
             pairs += [("minigrad fused", "torch"), ("numpy", "torch")]
         entry = {"rounds": len(times["numpy"]), "max_relative_grad_error": errors,
-                 "median_us": {name: 1e6 * common.median(t) for name, t in times.items()},
-                 "ratios": {f"{a} / {b}": common.median_ratio(times, a, b) for a, b in pairs}}
+                 "median_us": {name: 1e6 * harness.median(t) for name, t in times.items()},
+                 "ratios": {f"{a} / {b}": harness.median_ratio(times, a, b) for a, b in pairs}}
         results["shapes"][text] = entry
         us, ratio = entry["median_us"], entry["ratios"]
         rows.append([f"({shape[0]}, {shape[1]})", f"{us['numpy']:.1f}", f"{us['minigrad fused']:.1f}",
@@ -135,14 +121,12 @@ def main(argv=None):
         print(f"{text}: checked (max relative gradient error {max(errors.values()):.1e}), "
               f"{entry['rounds']} rounds", flush=True)
     print()
-    print(common.table(["shape", "numpy µs", "mg fused µs", "kernel µs", "mg composed µs", "torch µs",
+    print(harness.table(["shape", "numpy µs", "mg fused µs", "kernel µs", "mg composed µs", "torch µs",
                         "fused/numpy", "kernel/numpy", "composed/fused", "fused/torch", "numpy/torch"],
                        rows))
     print("\nµs: median time of forward + backward; ratios: median of per-round ratios. "
           "'kernel' is BatchNormFused.forward/backward on arrays, without Tensor or graph overhead.")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    harness.write_json(args, results)
     return results
 
 

@@ -11,26 +11,20 @@ not grow. PyTorch is left out: its allocator is invisible to tracemalloc.
     python benchmarks/bench_memory.py [--configs small medium large]
                                       [--growth-configs small medium] [--steps 1000] [--json PATH]
 """
-import argparse
-import json
 import sys
 
-from _threads import limit_threads
+import harness
 
 GROWTH_LIMIT = 64 * 1024  # bytes; a loop that keeps graphs alive grows by megabytes
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
+def add_arguments(parser):
     parser.add_argument("--configs", nargs="+", default=["small", "medium", "large"],
                         choices=["small", "medium", "large"], help="configurations for the peak")
     parser.add_argument("--growth-configs", nargs="*", default=["small", "medium"],
                         choices=["small", "medium", "large"],
                         help="configurations for the growth check (default small medium)")
     parser.add_argument("--steps", type=int, default=1000, help="steps of the growth check (default 1000)")
-    parser.add_argument("--json", metavar="PATH", help="write the numbers as JSON")
-    return parser.parse_args(argv)
 
 
 def measure(build, steps, warmup=3):
@@ -63,19 +57,18 @@ def measure(build, steps, warmup=3):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    limit_threads(args.threads)
-    import common  # numpy loads here, after the thread variables are set
+    args = harness.parse(__doc__, argv, add_arguments, torch=False)
+    import mlp_steps  # numpy loads here, after the thread variables are set
 
-    info = common.start("bench_memory", args.threads)
-    builders = {"minigrad fused": lambda p: common.MinigradStep(p, fused=True),
-                "minigrad composed": lambda p: common.MinigradStep(p, fused=False),
-                "numpy": common.NumpyStep}
+    info = harness.start("bench_memory", args)
+    builders = {"minigrad fused": lambda p: mlp_steps.MinigradStep(p, fused=True),
+                "minigrad composed": lambda p: mlp_steps.MinigradStep(p, fused=False),
+                "numpy": mlp_steps.NumpyStep}
     mib = 1 / 2**20
     results = {"machine": info, "steps": args.steps, "configs": {}}
     rows, failures = [], []
     for config in dict.fromkeys(args.configs + args.growth_configs):
-        problem = common.make_problem(config)
+        problem = mlp_steps.make_problem(config)
         steps = args.steps if config in args.growth_configs else 0
         entry = {name: dict(zip(("peak", "step_working", "growth"), measure(lambda: build(problem), steps)))
                  for name, build in builders.items()}
@@ -89,16 +82,14 @@ def main(argv=None):
                          f"{m['step_working'] / entry['numpy']['step_working']:.2f}", growth])
         print(f"{config}: done", flush=True)
     print()
-    print(common.table(["config", "implementation", "peak MiB", "peak / numpy", "step working MiB",
+    print(harness.table(["config", "implementation", "peak MiB", "peak / numpy", "step working MiB",
                         "working / numpy", f"growth over {args.steps} steps"], rows, labels=2))
     print("\npeak: the most memory traced during one step, counting everything the implementation "
           "owns (weights, momentum, batch, gradients, activations); step working: that peak minus "
           "the memory held when the step began.")
     if failures:
         print("\nGROWTH:\n" + "\n".join(failures))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    harness.write_json(args, results)
     return 1 if failures else 0
 
 

@@ -7,20 +7,12 @@ Add node, the per-node cost of the backward pass.
 
     python benchmarks/bench_overhead.py [--threads 1] [--ops 10000] [--rounds 15] [--json PATH]
 """
-import argparse
-import json
-
-from _threads import limit_threads
+import harness
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=1, help="BLAS / torch threads (default 1)")
+def add_arguments(parser):
     parser.add_argument("--ops", type=int, default=10_000, help="additions per timing (default 10000)")
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
-    parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if installed")
-    parser.add_argument("--json", metavar="PATH", help="write the numbers as JSON")
-    return parser.parse_args(argv)
 
 
 def make_loops(ops, include_torch):
@@ -28,7 +20,7 @@ def make_loops(ops, include_torch):
     import numpy as np
 
     import minigrad as mg
-    from common import torch
+    torch = harness.load_torch()
 
     rng = np.random.default_rng(0)
     a_np, b_np = (rng.standard_normal((64, 64)).astype(np.float32) for _ in range(2))
@@ -82,13 +74,10 @@ def make_loops(ops, include_torch):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    limit_threads(args.threads)
+    args = harness.parse(__doc__, argv, add_arguments)
     import time
 
-    import common  # numpy loads here, after the thread variables are set
-
-    info = common.start("bench_overhead", args.threads)
+    info = harness.start("bench_overhead", args)
     loops = make_loops(args.ops, include_torch=not args.no_torch)
     names = list(loops)
     for loop in loops.values():  # warm-up
@@ -101,17 +90,15 @@ def main(argv=None):
             times[name].append((time.perf_counter() - start) / args.ops)
     results = {"machine": info, "ops": args.ops, "rounds": args.rounds, "per_op_us": {}, "ratio_to_numpy": {}}
     rows = []
-    numpy_us = 1e6 * common.median(times["numpy"])
+    numpy_us = 1e6 * harness.median(times["numpy"])
     for name in names:
-        us = 1e6 * common.median(times[name])
-        ratio = common.median_ratio(times, name, "numpy")
+        us = 1e6 * harness.median(times[name])
+        ratio = harness.median_ratio(times, name, "numpy")
         results["per_op_us"][name], results["ratio_to_numpy"][name] = us, ratio
         rows.append([name, f"{us:.2f}", f"{us - numpy_us:+.2f}", f"{ratio:.2f}"])
-    print(common.table(["a + b, (64, 64) float32", "µs/op", "minus numpy µs", "ratio to numpy"], rows))
+    print(harness.table(["a + b, (64, 64) float32", "µs/op", "minus numpy µs", "ratio to numpy"], rows))
     print(f"\nmedians over {args.rounds} interleaved rounds of {args.ops} ops each.")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    harness.write_json(args, results)
     return results
 
 

@@ -9,46 +9,35 @@ median times and medians of per-round ratios.
     python benchmarks/bench_step.py [--threads 1] [--configs small medium large]
                                     [--budget 20] [--json results.json]
 """
-import argparse
-import json
-
-from _threads import limit_threads
+import harness
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=1, help="BLAS / torch threads (default 1)")
+def add_arguments(parser):
     parser.add_argument("--configs", nargs="+", default=["small", "medium", "large"],
                         choices=["small", "medium", "large"])
-    parser.add_argument("--budget", type=float, default=20.0,
-                        help="seconds of timed rounds per configuration (default 20)")
-    parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if installed")
-    parser.add_argument("--json", metavar="PATH", help="write the numbers as JSON")
-    return parser.parse_args(argv)
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    limit_threads(args.threads)
-    import common  # numpy loads here, after the thread variables are set
+    args = harness.parse(__doc__, argv, add_arguments, budget=20.0)
+    import mlp_steps  # numpy loads here, after the thread variables are set
 
-    info = common.start("bench_step", args.threads)
+    info = harness.start("bench_step", args)
     results = {"machine": info, "configs": {}}
     rows = []
     for config in args.configs:
-        batch, widths = common.CONFIGS[config]
-        steps = common.make_steps(common.make_problem(config), include_torch=not args.no_torch)
-        errors = common.check_steps(steps)
-        times = common.interleaved({name: impl.step for name, impl in steps.items()}, args.budget)
+        batch, widths = mlp_steps.CONFIGS[config]
+        steps = mlp_steps.make_steps(mlp_steps.make_problem(config), include_torch=not args.no_torch)
+        errors = mlp_steps.check_steps(steps)
+        times = harness.interleaved({name: impl.step for name, impl in steps.items()}, args.budget)
         entry = {"batch": batch, "widths": widths, "rounds": len(times["numpy"]),
                  "max_relative_grad_error": errors,
-                 "median_ms": {name: 1e3 * common.median(t) for name, t in times.items()},
+                 "median_ms": {name: 1e3 * harness.median(t) for name, t in times.items()},
                  "ratios": {}}
         pairs = [("minigrad fused", "numpy"), ("minigrad composed", "numpy")]
         if "torch" in times:
             pairs += [("minigrad fused", "torch"), ("minigrad composed", "torch"), ("torch", "numpy")]
         for a, b in pairs:
-            entry["ratios"][f"{a} / {b}"] = common.median_ratio(times, a, b)
+            entry["ratios"][f"{a} / {b}"] = harness.median_ratio(times, a, b)
         results["configs"][config] = entry
         ms, ratio = entry["median_ms"], entry["ratios"]
         rows.append([f"{config} (batch {batch}, {'-'.join(map(str, widths))})", entry["rounds"],
@@ -60,12 +49,10 @@ def main(argv=None):
         print(f"{config}: checked (max relative gradient error "
               f"{max(errors.values()):.1e}), {entry['rounds']} rounds", flush=True)
     print()
-    print(common.table(["config", "rounds", "numpy ms", "mg fused ms", "mg composed ms", "torch ms",
+    print(harness.table(["config", "rounds", "numpy ms", "mg fused ms", "mg composed ms", "torch ms",
                         "fused/numpy", "composed/numpy", "fused/torch", "torch/numpy"], rows))
     print("\nms: median time per step; ratios: median of per-round ratios.")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    harness.write_json(args, results)
     return results
 
 

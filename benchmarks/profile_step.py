@@ -6,28 +6,27 @@ file, whose absolute times are inflated by the profiler but whose shares show th
 
     python benchmarks/profile_step.py [--config small] [--steps 2000] [--composed]
 """
-import argparse
 import collections
 import cProfile
 import pstats
 import time
 
-from _threads import limit_threads
+import harness
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_arguments(parser):
     parser.add_argument("--config", default="small", choices=["small", "medium", "large"])
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--composed", action="store_true", help="composed batch norm instead of fused")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
-    limit_threads(args.threads)
-    import common
+
+
+def main(argv=None):
+    args = harness.parse(__doc__, argv, add_arguments, torch=False)
     import minigrad as mg
+    import mlp_steps
     from minigrad.ops import elementwise, fused, linalg, reduce, shape
 
-    impl = common.MinigradStep(common.make_problem(args.config), fused=not args.composed)
+    impl = mlp_steps.MinigradStep(mlp_steps.make_problem(args.config), fused=not args.composed)
     for _ in range(100):
         impl.step()
 
@@ -53,7 +52,7 @@ def main(argv=None):
         for _ in range(args.steps):
             t0 = time.perf_counter()
             impl.optimizer.zero_grad()
-            loss = common.F.cross_entropy(impl.model(impl.x), impl.y)
+            loss = mlp_steps.F.cross_entropy(impl.model(impl.x), impl.y)
             t1 = time.perf_counter()
             loss.backward()
             t2 = time.perf_counter()

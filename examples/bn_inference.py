@@ -16,23 +16,32 @@ import copy
 
 import numpy as np
 
+import common
 import minigrad as mg
 from minigrad import nn
-from minigrad.data import DataLoader, load_digits, train_val_split
+from minigrad.data import DataLoader
 from minigrad.nn import functional as F
 
-VAL_FRACTION, SPLIT_SEED = 0.2, 0   # the same fixed split as train_mlp.py
 MOMENTUM = 0.1                      # the EMA's momentum, PyTorch's default
 SORTED_SIZE = 32                    # batch size of the "sorted by label" row: ~1 class a batch
 
 
-def build_model(hidden, momentum):
-    """(Linear -> BatchNorm1d(momentum) -> ReLU) per hidden width, then Linear; 64 -> 10."""
-    layers, width = [], 64
-    for h in hidden:
-        layers += [nn.Linear(width, h), nn.BatchNorm1d(h, momentum=momentum), nn.ReLU()]
-        width = h
-    return nn.Sequential(*layers, nn.Linear(width, 10))
+# Each method has a key (results are keyed by it) and a label (what the tables print).
+def label(key, n_val):
+    """"running" -> "(1) running (EMA, momentum 0.1)", "batch 8" -> "(2) batch stats, val batch 8"."""
+    kind, _, size = key.partition(" ")
+    if kind == "batch":
+        return f"(2) batch stats, val batch {size}" + (" (full)" if int(size) == n_val else "")
+    if kind == "sorted":
+        return f"(2) batch stats, val batch {size}, sorted by label"
+    return {"running": f"(1) running (EMA, momentum {MOMENTUM})", "population": "(3) population, train set (Alg. 2)",
+            "cumulative": "(4) cumulative (momentum=None)"}[kind]
+
+
+def column_name(key):
+    """Short header for a method: "running", "B=8", "B=32 sorted", "population", ..."""
+    kind, _, size = key.partition(" ")
+    return {"batch": f"B={size}", "sorted": f"B={size} sorted"}.get(kind, kind)
 
 
 def bn_layers(model):
@@ -98,32 +107,31 @@ def same_weights(a, b):
 
 # ------------------------------------------------------------------ one epoch of measurements
 def measure(ema, cumulative, data, val_sizes, batch_size, seed):
-    """All four methods on the validation set: {method label: (acc, loss) or an error string}."""
+    """All four methods on the validation set: {method key: (acc, loss) or an error string}."""
     X_train, y_train, X_val, y_val = data
     whole = [(X_val, y_val)]
-    rows = {f"(1) running (EMA, momentum {MOMENTUM})": score(ema, whole, training=False)}
+    rows = {"running": score(ema, whole, training=False)}
     for size in val_sizes:
-        label = f"(2) batch stats, val batch {size}" + (" (full)" if size == len(y_val) else "")
         try:
-            rows[label] = batch_statistics_score(ema, X_val, y_val, size, seed)
+            rows[f"batch {size}"] = batch_statistics_score(ema, X_val, y_val, size, seed)
         except ValueError:              # size 1: training-mode BN refuses a single value
-            rows[label] = "impossible (training-mode BN raises ValueError)"
+            rows[f"batch {size}"] = "impossible (training-mode BN raises ValueError)"
     if SORTED_SIZE < len(y_val):        # the same statistics, batches of (mostly) one class
-        rows[f"(2) batch stats, val batch {SORTED_SIZE}, sorted by label"] = batch_statistics_score(
-            ema, X_val, y_val, SORTED_SIZE, seed, by_label=True)
+        rows[f"sorted {SORTED_SIZE}"] = batch_statistics_score(ema, X_val, y_val, SORTED_SIZE, seed,
+                                                               by_label=True)
     population = population_statistics(ema, X_train, y_train, batch_size, seed)
-    rows["(3) population, train set (Alg. 2)"] = score(population, whole, training=False)
-    rows["(4) cumulative (momentum=None)"] = score(cumulative, whole, training=False)
+    rows["population"] = score(population, whole, training=False)
+    rows["cumulative"] = score(cumulative, whole, training=False)
     gaps = {"running": stats_gap(ema, population), "cumulative": stats_gap(cumulative, population)}
     return rows, gaps
 
 
-def print_epoch(epoch, train_loss, rows, gaps, identical):
+def print_epoch(epoch, train_loss, rows, gaps, identical, n_val):
     print(f"\nepoch {epoch}   (train loss {train_loss:.4f})")
     print(f"  {'statistics batch norm normalises with':48} {'val_acc':>8} {'val_loss':>9}")
-    for label, value in rows.items():
+    for key, value in rows.items():
         shown = value if isinstance(value, str) else f"{value[0]:>8.4f} {value[1]:>9.4f}"
-        print(f"  {label:48} {shown}")
+        print(f"  {label(key, n_val):48} {shown}")
     for name, (d_mean, d_var) in gaps.items():
         print(f"  {name} vs population statistics, worst channel: means {d_mean:.3f} std apart, "
               f"variances {100 * d_var:.1f}% apart")
@@ -131,21 +139,13 @@ def print_epoch(epoch, train_loss, rows, gaps, identical):
           f"after this epoch")
 
 
-def column_name(label):
-    """Short header for a method label: "running", "B=8", "B=32 sorted", "population", ..."""
-    if not label.startswith("(2)"):
-        return {"(1)": "running", "(3)": "population", "(4)": "cumulative"}[label[:3]]
-    size = label.split("val batch ")[1].split()[0].rstrip(",")
-    return f"B={size}" + (" sorted" if label.endswith("sorted by label") else "")
-
-
 def print_overview(history):
     """Validation accuracy of every method (columns) after every epoch (rows)."""
-    labels = list(history[0]["rows"])
+    keys = list(history[0]["rows"])
     print("\nValidation accuracy by epoch (B=n: batch statistics of validation batches of n)")
-    print("epoch " + " ".join(f"{column_name(label):>11}" for label in labels))
+    print("epoch " + " ".join(f"{column_name(key):>11}" for key in keys))
     for h in history:
-        cells = ["impossible" if isinstance(h["rows"][k], str) else f"{h['rows'][k][0]:.4f}" for k in labels]
+        cells = ["impossible" if isinstance(h["rows"][k], str) else f"{h['rows'][k][0]:.4f}" for k in keys]
         print(f"{h['epoch']:>5} " + " ".join(f"{c:>11}" for c in cells))
 
 
@@ -178,21 +178,17 @@ def single_sample_demo(model, X_val, y_val):
     return demo
 
 
-RUNNING, POPULATION, CUMULATIVE = (f"(1) running (EMA, momentum {MOMENTUM})",
-                                   "(3) population, train set (Alg. 2)", "(4) cumulative (momentum=None)")
-
-
 def summarise(history, val_sizes, n_val, batches_per_epoch):
     """Closing lines, every claim computed from the numbers in ``history``."""
     rows = history[-1]["rows"]
     valid = {k: v[0] for k, v in rows.items() if not isinstance(v, str)}
     top, bottom = max(valid.values()), min(valid.values())
     lines = [f"After epoch {history[-1]['epoch']}, best {top:.4f}: "
-             + ", ".join(k for k, v in valid.items() if v == top)
-             + f"; worst {bottom:.4f}: " + ", ".join(k for k, v in valid.items() if v == bottom) + "."]
+             + ", ".join(label(k, n_val) for k, v in valid.items() if v == top)
+             + f"; worst {bottom:.4f}: " + ", ".join(label(k, n_val) for k, v in valid.items() if v == bottom)
+             + "."]
 
-    sizes = {s: valid.get(f"(2) batch stats, val batch {s}" + (" (full)" if s == n_val else ""))
-             for s in val_sizes}
+    sizes = {s: valid.get(f"batch {s}") for s in val_sizes}
     usable = [s for s in val_sizes if sizes[s] is not None]
     if len(usable) > 1:
         small, large = usable[0], usable[-1]
@@ -201,12 +197,11 @@ def summarise(history, val_sizes, n_val, batches_per_epoch):
                      f"{100 * (sizes[large] - sizes[small]):.1f} points)"
                      + ("; a batch of 1 cannot be normalised at all." if 1 in val_sizes else "."))
     for key, value in valid.items():
-        if key.endswith("sorted by label"):
+        if key.startswith("sorted"):
             lines.append(f"Same statistics, batches of {SORTED_SIZE} sorted by label "
                          f"(mostly one class each): {value:.4f}.")
 
-    acc = {k: np.array([h["rows"][k][0] for h in history]) for k in (RUNNING, POPULATION, CUMULATIVE)}
-    run, pop, cum = acc[RUNNING], acc[POPULATION], acc[CUMULATIVE]
+    run, pop, cum = (np.array([h["rows"][k][0] for h in history]) for k in ("running", "population", "cumulative"))
     left = (1 - MOMENTUM) ** batches_per_epoch   # the initial buffers' weight after epoch 1
     lines.append(f"After epoch 1 the EMA still weighs its initial values (mean 0, variance 1) by "
                  f"{1 - MOMENTUM:g}^{batches_per_epoch} = {100 * left:.1f}%: running {run[0]:.4f} "
@@ -255,8 +250,7 @@ def main(argv=None):
     if args.epochs < 1 or args.batch_size < 2 or args.seed < 0 or not args.lr > 0 or min(hidden) < 1:
         p.error("need --epochs >= 1, --batch-size >= 2, --seed >= 0, --lr > 0, positive --hidden")
 
-    X, y = load_digits()
-    data = train_val_split(X, y, VAL_FRACTION, seed=SPLIT_SEED)
+    data = common.digits_split()
     X_train, y_train, X_val, y_val = data
     val_sizes = sorted({len(y_val) if s == "full" else s for s in args.val_batch_sizes})
     if not val_sizes or min(val_sizes) < 1:
@@ -265,9 +259,9 @@ def main(argv=None):
     # normalises by batch statistics alone, so momentum cannot change the training trajectory:
     # the twin gives the cumulative average (4) of exactly the run we study (checked each epoch).
     mg.manual_seed(args.seed)
-    ema = build_model(hidden, momentum=MOMENTUM)
+    ema = common.build_mlp(hidden, momentum=MOMENTUM)
     mg.manual_seed(args.seed)
-    cumulative = build_model(hidden, momentum=None)
+    cumulative = common.build_mlp(hidden, momentum=None)
     twins = [(m, mg.optim.Adam(m.parameters(), lr=args.lr)) for m in (ema, cumulative)]
     loader = DataLoader(X_train, y_train, args.batch_size, shuffle=True, seed=args.seed)
     print(f"digits: {len(y_train)} train / {len(y_val)} validation images; MLP "
@@ -291,7 +285,7 @@ def main(argv=None):
         identical = same_weights(ema, cumulative)
         history.append({"epoch": epoch, "train_loss": loss_sum / len(y_train), "rows": rows,
                         "gaps": gaps, "identical": identical})
-        print_epoch(epoch, history[-1]["train_loss"], rows, gaps, identical)
+        print_epoch(epoch, history[-1]["train_loss"], rows, gaps, identical, len(y_val))
 
     print_overview(history)
     demo = single_sample_demo(ema, X_val, y_val)

@@ -1,17 +1,65 @@
 """Compare the fused and the composed batch norm: gradients, numerics and cost, side by side.
 
-    python3 examples/compare_bn.py                      # 4x3, 64x128, 256x1024 in float32
-    python3 examples/compare_bn.py 32x16x8 --dtype both --no-affine --json /tmp/cmp.json
+    python examples/compare_bn.py                      # 4x3, 64x128, 256x1024 in float32
+    python examples/compare_bn.py 32x16x8 --dtype both --no-affine --json /tmp/cmp.json
 
-The measurements live in minigrad/compare.py (importable, returning plain dicts); the table
-in minigrad/compare_report.py. PyTorch, when installed, adds a column of its own.
+The measurements live in examples/compare/cases.py (returning plain dicts), the tables in
+compare/report.py; PyTorch, when installed, adds a column of its own (compare/torch_column.py).
 """
+import argparse
+import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
 
-from minigrad.compare import main  # noqa: E402
+from compare.cases import compare_case  # noqa: E402  (examples/ is on sys.path: this script's folder)
+from compare.numbers import jsonable  # noqa: E402
+from compare.report import format_case  # noqa: E402
+
+
+def parse_shape(text):
+    """"64x128" -> (64, 128); "8x4x5" -> (8, 4, 5)."""
+    shape = tuple(int(n) for n in text.lower().split("x"))
+    if len(shape) not in (2, 3) or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"shape must be NxC or NxCxL, got {text!r}")
+    if shape[0] * (shape[2] if len(shape) == 3 else 1) < 2:
+        raise argparse.ArgumentTypeError(f"training needs 2 or more values per channel, got {text!r}")
+    return shape
+
+
+def main(argv=None):
+    """The command line; returns the list of case dicts."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("shapes", nargs="*", type=parse_shape, default=[(4, 3), (64, 128), (256, 1024)],
+                        help="NxC or NxCxL (default: 4x3 64x128 256x1024)")
+    parser.add_argument("--dtype", choices=("float32", "float64", "both"), default="float32")
+    parser.add_argument("--affine", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--momentum", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=3, help="training steps before comparing running stats")
+    parser.add_argument("--repeats", type=int, default=11, help="timing repeats (the median is reported)")
+    parser.add_argument("--no-torch", dest="use_torch", action="store_false", default=None,
+                        help="skip the PyTorch column even when torch is installed")
+    parser.add_argument("--json", metavar="PATH", help="also write every number to PATH")
+    args = parser.parse_args(argv)
+    dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
+    start, cases = time.perf_counter(), []
+    for shape in args.shapes:
+        for dtype in dtypes:
+            cases.append(compare_case(shape, dtype, args.affine, args.momentum, args.seed, args.steps,
+                                      args.repeats, args.use_torch))
+            print(format_case(cases[-1]), end="\n\n", flush=True)
+    print(f"{len(cases)} case{'s' * (len(cases) != 1)} in {time.perf_counter() - start:.1f} s")
+    if args.json:
+        options = {k: v for k, v in vars(args).items() if k != "json"}
+        with open(args.json, "w") as f:
+            json.dump(jsonable({"schema": "minigrad.compare/1", "options": options, "cases": cases}),
+                      f, indent=1, allow_nan=False)
+        print(f"wrote {args.json}")
+    return cases
+
 
 if __name__ == "__main__":
     main()

@@ -1,12 +1,14 @@
 """All of minigrad's global mutable state, and the context managers that toggle it.
 
 Flags: gradient recording (``no_grad``), training vs evaluation (read by layers such as
-BatchNorm1d and Dropout, never by primitive ops), anomaly detection and backward tracing.
+BatchNorm1d and Dropout, never by primitive ops), anomaly detection and backward tracing; also
+the random generator for initialisation and dropout, and the counter of hook-handle ids.
 Invariant: every toggle restores the previous value in ``finally``, so an exception that
 escapes a ``with`` block never leaves a flag changed. The engine reads the module attributes
 directly (``modes.grad_enabled``) because that is the cheapest lookup on the hot path.
 """
 import contextlib
+import itertools
 
 import numpy as np
 
@@ -15,6 +17,7 @@ training = True       # layers normalise with batch statistics (BN) / drop units
 anomaly = False       # check every forward output and gradient for NaN/Inf, keep creation sites
 trace = False         # print each backward step (op, gradient shapes), for teaching
 rng = np.random.default_rng()  # parameter initialisation and dropout masks; see manual_seed
+handle_ids = itertools.count()  # a fresh id for every hook handle (Tensor.register_hook)
 
 
 def is_grad_enabled():
@@ -96,7 +99,6 @@ def detect_anomaly():
 def trace_backward():
     """Context manager: print one line per backward step (op, gradient shapes)."""
     return _Toggle("trace", True)
-
 
 
 def manual_seed(seed):

@@ -9,6 +9,8 @@ import numbers
 
 import numpy as np
 
+from . import modes
+
 
 def _wrap(data, requires_grad):
     """Fast constructor for op results: ``data`` is already a well-formed ndarray."""
@@ -39,11 +41,8 @@ def _as_array(data, dtype):
 class RemovableHandle:
     """Returned by ``register_hook``; ``handle.remove()`` unregisters the hook."""
 
-    _next_id = 0
-
     def __init__(self, hooks):
-        self.hooks, self.id = hooks, RemovableHandle._next_id
-        RemovableHandle._next_id += 1
+        self.hooks, self.id = hooks, next(modes.handle_ids)
 
     def remove(self):
         self.hooks.pop(self.id, None)
@@ -159,7 +158,7 @@ class Tensor:
         """A new leaf sharing this tensor's memory, cut off from the graph.
 
         Its ``.data`` is a new view object: the engine recognises saved inputs by array identity
-        (``Function.saved_tensors``), so ``x * x.detach()`` must not look like ``x * x``."""
+        (``Context.differentiable``), so ``x * x.detach()`` must not look like ``x * x``."""
         return _wrap(self.data.view(), False)
 
     def numpy(self):
@@ -208,10 +207,10 @@ class Tensor:
         return (self * log_base).exp()
 
     def __matmul__(self, other):
-        return linalg.matmul(self, other)
+        return matmul(self, other)
 
     def __rmatmul__(self, other):
-        return linalg.matmul(other, self)
+        return matmul(other, self)
 
     # comparisons give plain boolean tensors: no gradient flows through them
     def __eq__(self, other):
@@ -243,7 +242,7 @@ class Tensor:
         return elementwise.Sqrt.apply(self)
 
     def relu(self):
-        return elementwise.ReLU.apply(self)
+        return elementwise.Rectify.apply(self)
 
     def sum(self, axis=None, keepdims=False):
         return reduce.Sum.apply(self, axis=axis, keepdims=keepdims)
@@ -281,6 +280,30 @@ class Tensor:
         return shape_ops.GetItem.apply(self, index=_index_data(index))
 
 
+def matmul(a, b):
+    """a @ b with numpy's rules for 1-D operands (promoted to a matrix, then squeezed).
+
+    (n, k) @ (k, m) -> (n, m); (k,) @ (k, m) -> (m,); (n, k) @ (k,) -> (n,); batch axes broadcast.
+    """
+    a = a if isinstance(a, Tensor) else np.asarray(a)
+    b = b if isinstance(b, Tensor) else np.asarray(b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: both operands need at least one axis; got shapes {a.shape} and {b.shape}")
+    a_vector, b_vector = a.ndim == 1, b.ndim == 1
+    if a_vector:
+        a = a.reshape(1, -1)       # (k,) -> (1, k)
+    if b_vector:
+        b = b.reshape(-1, 1)       # (k,) -> (k, 1)
+    y = linalg.MatMul.apply(a, b)
+    if a_vector and b_vector:
+        return y.reshape(())
+    if a_vector:
+        return y.reshape(y.shape[:-2] + y.shape[-1:])
+    if b_vector:
+        return y.reshape(y.shape[:-1])
+    return y
+
+
 def _data(x):
     return x.data if isinstance(x, Tensor) else x
 
@@ -315,6 +338,6 @@ def tensor(data, requires_grad=False, dtype=None):
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
-# Ops import Tensor from this module, so they are imported after the class exists.
+# The ops import Function, which imports Tensor from this module: import them after the class.
 from .ops import elementwise, linalg, reduce  # noqa: E402
 from .ops import shape as shape_ops  # noqa: E402

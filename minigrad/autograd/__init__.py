@@ -1,1 +1,8 @@
-"""Autograd: the graph node and op base class (function.py) and the backward pass (engine.py)."""
+"""minigrad.autograd: the graph and the backward pass, and tools that look at or check them.
+
+    function.py   Context (a graph node) and Function.apply (run an op, record it)
+    engine.py     topological order, backward, un-broadcasting, accumulation, grad()
+    anomaly.py    detect_anomaly's checks (NaN/Inf, the line that created an op)
+    graph.py      render / to_dot / count_nodes / saved_bytes: look at a graph
+    gradcheck.py  gradcheck / gradgradcheck against finite differences
+"""

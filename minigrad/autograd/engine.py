@@ -8,8 +8,8 @@ its saved arrays and parents, so a training loop's memory does not grow.
 import numpy as np
 
 from .. import modes
-from ..tensor import Tensor
-from .function import Context, check_finite
+from ..tensor import Tensor, _root_grad, _wrap
+from .anomaly import check_finite
 
 RELEASED = ("Trying to backward through the graph a second time (or to use a graph whose saved "
             "arrays were already freed). Pass retain_graph=True to the first backward() if you "
@@ -94,11 +94,9 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
             if ctx is None:
                 continue
             fn = ctx.fn
-            if create_graph:
-                graph_ctx = Context()
-                graph_ctx.__dict__.update(ctx.__dict__)
-                graph_ctx.saved = fn.saved_tensors(ctx, t)
-                input_grads = fn.backward(graph_ctx, grad if isinstance(grad, Tensor) else Tensor(grad))
+            if create_graph:  # the same backward on Tensors: the backward pass is recorded
+                input_grads = fn.backward(ctx.differentiable(t),
+                                          grad if isinstance(grad, Tensor) else _wrap(grad, False))
             else:
                 input_grads = fn.backward(ctx, grad)
             if type(input_grads) is not tuple:
@@ -121,7 +119,7 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
                 key = id(parent)
                 grads[key] = grads[key] + g if key in grads else g
             if not retain_graph:
-                ctx.saved = None
+                ctx.saved_tensors = None
                 ctx.parents = None
     finally:
         modes.grad_enabled = previous
@@ -151,7 +149,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     ``allow_unused``). With ``create_graph`` the results are part of a graph and can be
     differentiated again.
     """
-    from ..tensor import _root_grad, _wrap
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     if grad_outputs is None or isinstance(grad_outputs, (Tensor, np.ndarray)):

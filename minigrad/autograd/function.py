@@ -1,29 +1,57 @@
 """Context and Function: how one op runs forward and records itself in the graph.
 
 Invariant: ops see only numpy arrays. ``Function.apply`` is the single place that unwraps
-Tensors into arrays, runs ``forward``, wraps the result and, when gradients are needed,
-links the new Tensor to a Context (the graph node) that holds the parents and saved arrays.
+Tensors into arrays, runs ``forward``, wraps the result and, when gradients are needed, links
+the new Tensor to its Context (the graph node), which holds the parents and the saved arrays.
+``Context.differentiable`` is the single place that turns saved arrays back into Tensors, for a
+backward pass that is itself recorded (``create_graph=True``).
 """
-import os
-import traceback
-
 import numpy as np
 
 from .. import modes
 from ..tensor import Tensor, _wrap
+from .anomaly import check_finite, creation_site
 
 
 class Context:
     """One graph node: the op (``fn``), its parent Tensors and what backward needs.
 
-    ``parents[i]`` is the i-th input Tensor if it requires grad, else None.
-    ``saved`` holds arrays from ``save_for_backward`` (released after backward).
-    ``needs_input_grad[i]`` lets backward skip gradients nobody asked for.
-    Hyperparameters (axis, eps, ...) are plain attributes set by ``forward``.
+    ``needs_input_grad[i]``: does input i require grad (backward may skip the others).
+    ``parents[i]``: the i-th input Tensor if it requires grad, else None; set when the op is
+    recorded, and released (None) after backward, like ``saved_tensors``.
+    ``saved_tensors``: what forward passed to ``save_for_backward`` (arrays, None or numbers);
+    backward reads it, as in PyTorch. Hyperparameters (axis, eps, ...) are attributes that
+    forward sets (``ctx.axis = axis``).
     """
 
+    def __init__(self, fn, needs_input_grad):
+        self.fn = fn
+        self.needs_input_grad = needs_input_grad
+        self.parents = None
+        self.saved_tensors = ()
+
     def save_for_backward(self, *arrays):
-        self.saved = arrays
+        self.saved_tensors = arrays
+
+    def differentiable(self, output):
+        """A copy of this node whose ``saved_tensors`` are Tensors, for create_graph.
+
+        A saved array that *is* an input's or the output's data becomes that Tensor, so the
+        second derivative flows through it; any other array (a mask, indices, tie weights)
+        becomes a constant, which is right only for quantities piecewise constant in the inputs.
+        None and Python numbers stay as they are. Ops that save a smooth intermediate (x - μ,
+        softmax) rebuild it in ``Function.rebuild_saved``; gradgradcheck tests guard that.
+        """
+        known = {id(output.data): output}
+        for p in self.parents:
+            if p is not None:
+                known[id(p.data)] = p
+        saved = tuple((known[id(a)] if id(a) in known else _wrap(a, False))
+                      if isinstance(a, np.ndarray) else a for a in self.saved_tensors)
+        ctx = Context.__new__(Context)
+        ctx.__dict__.update(self.__dict__)
+        ctx.saved_tensors = self.fn.rebuild_saved(self, saved)
+        return ctx
 
 
 class Function:
@@ -35,7 +63,9 @@ class Function:
     Backward formulas use only operations that numpy arrays and Tensors share (operators,
     ``.sum(axis, keepdims)``, ``.reshape``, ``.T``, ...): on the fast path they run on arrays; with
     ``create_graph=True`` the engine runs the very same code on Tensors, which records the
-    backward pass as a graph of its own (higher-order gradients).
+    backward pass as a graph of its own (higher-order gradients). Where arrays and Tensors spell
+    an operation differently (``np.broadcast_to`` against the BroadcastTo op), the op's module
+    has a small helper beside the op that picks one by ``isinstance(x, np.ndarray)``.
     """
 
     @staticmethod
@@ -47,26 +77,18 @@ class Function:
         raise NotImplementedError
 
     @staticmethod
-    def saved_tensors(ctx, output):
-        """``ctx.saved`` as Tensors for a differentiable backward (``create_graph=True``).
+    def rebuild_saved(ctx, saved):
+        """For create_graph: ``saved`` is ``ctx.saved_tensors`` as Tensors (``Context.differentiable``).
 
-        A saved array that *is* an input's or the output's data becomes that Tensor, so the
-        second derivative flows through it. Anything else (masks, indices, tie weights) is
-        taken as a constant: correct only for quantities that are piecewise constant in the
-        inputs. An op that saves a smooth intermediate (x_hat, softmax) overrides this and
-        rebuilds it from ``ctx.parents`` with differentiable ops; gradgradcheck tests guard it.
+        An op that saved a smooth intermediate of its inputs returns it rebuilt from
+        ``ctx.parents`` with differentiable ops, so that its second derivative is right; the
+        default keeps everything as given.
         """
-        known = {id(output.data): output}
-        for p in ctx.parents:
-            if p is not None:
-                known[id(p.data)] = p
-        return tuple(known[id(a)] if id(a) in known else _wrap(a, False) for a in ctx.saved)
+        return saved
 
     @classmethod
     def apply(cls, *inputs, **params):
         """Run the op on Tensors (or arrays / Python scalars) and record it when needed."""
-        ctx = Context()
-        ctx.saved = ()
         arrays, needs, any_needs, plain = [], [], False, False   # one pass (the hot path)
         for x in inputs:
             if isinstance(x, Tensor):
@@ -80,7 +102,7 @@ class Function:
         record = any_needs and modes.grad_enabled
         if record and plain:
             arrays = unalias(inputs, arrays)
-        ctx.needs_input_grad = needs
+        ctx = Context(cls, needs)
         try:
             out = cls.forward(ctx, *arrays, **params)
         except ValueError as err:  # e.g. numpy's broadcasting message: add the op's name
@@ -92,7 +114,6 @@ class Function:
             out = np.asarray(out)  # reductions to 0-d return numpy scalars
         result = _wrap(out, record)
         if record:
-            ctx.fn = cls
             ctx.parents = tuple([x if n else None for x, n in zip(inputs, needs)])
             result._ctx = ctx
         if modes.anomaly:
@@ -107,33 +128,8 @@ class Function:
 
 def unalias(inputs, arrays):
     """A plain array that *is* a differentiable input's data (``x * x.data``) gets its own view
-    object: ``saved_tensors`` matches saved arrays to inputs by identity, and it is a constant."""
+    object: ``Context.differentiable`` matches saved arrays to inputs by identity, and it is a
+    constant."""
     owned = {id(x.data) for x in inputs if isinstance(x, Tensor) and x.requires_grad}
     return [a.view() if not isinstance(x, Tensor) and id(a) in owned else a
             for x, a in zip(inputs, arrays)]
-
-
-class AnomalyError(RuntimeError):
-    """A NaN or Inf appeared under ``mg.detect_anomaly()``."""
-
-
-# The package's own folder, matched as a path prefix: a substring test for "/minigrad/" would also
-# skip the user's files in a checkout named minigrad (~/minigrad/train.py).
-PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-
-
-def creation_site():
-    """The innermost stack frame outside the minigrad package: the user's line."""
-    for frame in reversed(traceback.extract_stack()[:-1]):
-        if not os.path.abspath(frame.filename).startswith(PACKAGE_DIR):
-            return f'File "{frame.filename}", line {frame.lineno}, in {frame.name}: {frame.line}'
-    return "<unknown>"
-
-
-def check_finite(array, message, site):
-    """Raise AnomalyError when a float array holds NaN or Inf (``message`` has ``{what}``)."""
-    if isinstance(array, Tensor):
-        array = array.data
-    if array.dtype.kind in "fc" and not np.isfinite(array).all():
-        what = "NaN" if np.isnan(array).any() else "Inf"
-        raise AnomalyError(message.format(what=what) + f"; the op was created at {site}")

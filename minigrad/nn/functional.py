@@ -1,23 +1,29 @@
-"""Functional forms of the layers: linear, relu, dropout, batch norm (two ways), losses.
+"""Functional forms of the layers: linear, relu, dropout, batch norm, losses.
 
-The heart of the file is batch norm written twice with the same signature and results:
-``batch_norm_composed`` (primitive ops: every step is a graph node) and ``batch_norm_fused``
-(one op with the hand-written backward in ``ops/fused.py``). Both are pure functions of their
-inputs; ``batch_norm`` adds the running statistics, like torch.nn.functional.batch_norm.
+Pure functions of their arguments (only ``batch_norm`` updates the running buffers it is
+given), each the one place that validates its arguments. Batch norm lives in ``batchnorm.py``
+(composed and fused side by side); it is re-exported here under torch.nn.functional's names.
 """
 import numpy as np
 
 from .. import modes
-from ..ops.fused import BatchNormFused, CrossEntropy, bn_axes, bn_param_shape
-from ..ops.linalg import Linear, matmul
+from ..ops.fused import CrossEntropy
+from ..ops.linalg import Affine
 from ..tensor import Tensor
+from .batchnorm import batch_norm, batch_norm_composed, batch_norm_eval, batch_norm_fused  # noqa: F401
 
 
 def linear(x, weight, bias=None):
     """y = x @ Wᵀ + b.   x: (N, in) or (..., in), W: (out, in), b: (out,) -> y: (..., out)."""
+    if x.shape[-1:] != weight.shape[1:]:
+        raise ValueError(f"linear: expected input with {weight.shape[1]} features (last axis) for "
+                         f"a weight of shape {weight.shape}, got input of shape {x.shape}")
+    if x.dtype != weight.dtype:
+        raise TypeError(f"linear has {weight.dtype} parameters but got input of dtype {x.dtype}; "
+                        f"convert the input or call .to({x.dtype}) on the model")
     if x.ndim == 2:
-        return Linear.apply(x, weight, bias)
-    y = matmul(x, weight.T)
+        return Affine.apply(x, weight, bias)
+    y = x @ weight.T
     return y if bias is None else y + bias
 
 
@@ -26,104 +32,20 @@ def relu(x):
     return x.relu()
 
 
-def dropout(x, p=0.5, training=True):
-    """Inverted dropout: zero each entry with probability p, scale the rest by 1/(1-p)."""
+def check_probability(p):
+    """Dropout's p must lie in [0, 1); the layer and the function share this one check."""
     if not 0 <= p < 1:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    return p
+
+
+def dropout(x, p=0.5, training=True):
+    """Inverted dropout: zero each entry with probability p, scale the rest by 1/(1-p)."""
+    check_probability(p)
     if not training or p == 0:
         return x
     keep = (modes.rng.random(x.shape) >= p).astype(x.dtype) / (1 - p)  # a constant mask
     return x * keep
-
-
-# --------------------------------------------------------------------------- batch norm
-# Both return (y, batch_mean, batch_var): y a Tensor (N, C[, L]); the batch mean and the
-# *biased* batch variance as (C,) arrays, for the caller's running statistics.
-
-def batch_norm_composed(x, weight, bias, eps=1e-5):
-    """Training-mode batch norm from primitive ops (about 8 graph nodes); see batch_norm_fused."""
-    axes, shape = bn_axes(x), bn_param_shape(x)
-    mean = x.mean(axis=axes, keepdims=True)                # (N, C[, L]) -> (1, C[, 1])
-    centred = x - mean                                     # centre first: stable variance
-    var = (centred * centred).mean(axis=axes, keepdims=True)  # biased σ², (1, C[, 1])
-    y = centred / (var + eps).sqrt()                       # x̂, (N, C[, L])
-    if weight is not None:
-        y = y * weight.reshape(shape)                      # γ (C,) -> (1, C[, 1])
-    if bias is not None:
-        y = y + bias.reshape(shape)                        # β (C,) -> (1, C[, 1])
-    return y, mean.data.reshape(-1), var.data.reshape(-1)
-
-
-def batch_norm_fused(x, weight, bias, eps=1e-5):
-    """Training-mode batch norm as one op with a hand-written backward (ops/fused.py).
-
-    y = γ (x - μ) / sqrt(σ² + eps) + β with μ, σ² (biased) over N (and L), per channel C.
-    x: (N, C) or (N, C, L); weight, bias: (C,) Tensors or None.
-    """
-    return BatchNormFused.apply(x, weight, bias, eps)
-
-
-def batch_norm_eval(x, mean, var, weight, bias, eps=1e-5, fused=True):
-    """Inference-mode batch norm with given statistics (arrays (C,)); the same two ways.
-
-    composed: the textbook (x - mean) / sqrt(var + eps) · γ + β, four elementwise nodes.
-    fused: folded into one affine map, x · scale + shift with scale = γ / sqrt(var + eps) and
-    shift = β - mean · scale (a (C,) computation), then two elementwise nodes over x.
-    """
-    shape = bn_param_shape(x)
-    weight = None if weight is None else weight.reshape(shape)   # (C,) -> (1, C[, 1])
-    bias = None if bias is None else bias.reshape(shape)
-    mean, inv_std = mean.reshape(shape), 1.0 / np.sqrt(var.reshape(shape) + eps)
-    if not fused:
-        y = (x - mean) * inv_std
-        y = y if weight is None else y * weight
-        return y if bias is None else y + bias
-    scale = inv_std if weight is None else weight * inv_std     # a Tensor when γ is learned
-    shift = -mean * scale if bias is None else bias - mean * scale
-    return x * scale + shift
-
-
-def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5, fused=True):
-    """torch.nn.functional.batch_norm: normalise x (N, C) or (N, C, L) per channel.
-
-    training=True: batch statistics; if the running buffers (ndarrays (C,)) are given they are
-    updated in place: running = (1 - momentum) * running + momentum * batch, with the
-    *unbiased* batch variance (n / (n - 1) times the biased one) fed to running_var.
-    training=False: normalise with running_mean / running_var; nothing changes.
-    """
-    channels = _bn_channels(x, running_mean, weight)
-    if training:
-        n = x.size // channels
-        if n < 2:
-            raise ValueError(f"Expected more than 1 value per channel when training, got input of "
-                             f"shape {x.shape} ({n} value per channel)")
-        normalise = batch_norm_fused if fused else batch_norm_composed
-        y, mean, var = normalise(x, weight, bias, eps)
-        if running_mean is not None:
-            running_mean *= 1 - momentum
-            running_mean += momentum * mean
-        if running_var is not None:
-            running_var *= 1 - momentum
-            running_var += momentum * n / (n - 1) * var
-        return y
-    if running_mean is None or running_var is None:
-        raise ValueError("batch_norm: running_mean and running_var are required when training=False")
-    return batch_norm_eval(x, running_mean, running_var, weight, bias, eps, fused)
-
-
-def _bn_channels(x, running_mean, weight):
-    """Validate x's layout against the per-channel arrays; returns C."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"batch_norm expects a Tensor input, got {type(x).__name__}")
-    if x.ndim not in (2, 3):
-        raise ValueError(f"batch_norm expects input of shape (N, C) or (N, C, L), got {x.ndim}-D "
-                         f"input of shape {x.shape}")
-    for name, ref in (("running_mean", running_mean), ("weight", weight)):
-        if ref is not None and ref.shape != (x.shape[1],):
-            raise ValueError(f"batch_norm: input has C={x.shape[1]} channels (shape {x.shape}) but "
-                             f"{name} has shape {ref.shape}")
-    return x.shape[1]
 
 
 # --------------------------------------------------------------------------- losses

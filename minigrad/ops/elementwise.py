@@ -1,4 +1,4 @@
-"""Elementwise ops: arithmetic, exp/log/sqrt, ReLU. Each backward is the textbook formula.
+"""Elementwise ops: arithmetic, exp/log/sqrt, the rectifier (ReLU). Each backward is the textbook formula.
 
 Binary ops broadcast like numpy; their backward returns gradients of the *output's* shape
 and the engine sums them down to each input's shape (``engine.unbroadcast``), so no op here
@@ -44,7 +44,7 @@ class Mul(Function):
 
     @staticmethod
     def backward(ctx, grad_y):
-        a, b = ctx.saved
+        a, b = ctx.saved_tensors
         grad_a = grad_y * b if ctx.needs_input_grad[0] else None
         grad_b = grad_y * a if ctx.needs_input_grad[1] else None
         return grad_a, grad_b
@@ -60,7 +60,7 @@ class Div(Function):
 
     @staticmethod
     def backward(ctx, grad_y):
-        a, b = ctx.saved
+        a, b = ctx.saved_tensors
         grad_a = grad_y / b if ctx.needs_input_grad[0] else None
         grad_b = -grad_y * a / (b * b) if ctx.needs_input_grad[1] else None
         return grad_a, grad_b
@@ -89,7 +89,7 @@ class Pow(Function):
 
     @staticmethod
     def backward(ctx, grad_y):
-        (x,) = ctx.saved
+        (x,) = ctx.saved_tensors
         if ctx.p == 0:
             return grad_y * 0  # x ** 0 is constant; p · x ** -1 would give 0 · inf = NaN at x = 0
         return grad_y * ctx.p * x ** (ctx.p - 1)
@@ -106,7 +106,7 @@ class Exp(Function):
 
     @staticmethod
     def backward(ctx, grad_y):
-        (y,) = ctx.saved
+        (y,) = ctx.saved_tensors
         return grad_y * y
 
 
@@ -120,7 +120,7 @@ class Log(Function):
 
     @staticmethod
     def backward(ctx, grad_y):
-        (x,) = ctx.saved
+        (x,) = ctx.saved_tensors
         return grad_y / x
 
 
@@ -135,12 +135,15 @@ class Sqrt(Function):
 
     @staticmethod
     def backward(ctx, grad_y):
-        (y,) = ctx.saved
+        (y,) = ctx.saved_tensors
         return grad_y / (y * 2)
 
 
-class ReLU(Function):
-    """y = max(x, 0);   dx = dy * [y > 0]   (the derivative at 0 is taken as 0, as in PyTorch)"""
+class Rectify(Function):
+    """y = max(x, 0);   dx = dy * [y > 0]   (the derivative at 0 is taken as 0, as in PyTorch)
+
+    The rectified linear unit behind ``Tensor.relu`` and ``nn.ReLU`` (named apart from the layer).
+    """
 
     @staticmethod
     def forward(ctx, x):
@@ -150,5 +153,5 @@ class ReLU(Function):
 
     @staticmethod
     def backward(ctx, grad_y):
-        (y,) = ctx.saved
+        (y,) = ctx.saved_tensors
         return grad_y * (y > 0)

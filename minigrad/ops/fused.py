@@ -1,8 +1,8 @@
 """Fused ops: batch norm and cross-entropy as single graph nodes with hand-written backward.
 
-Each computes in one node what a chain of primitives would (compare ``nn/functional.py``,
+Each computes in one node what a chain of primitives would (compare ``nn/batchnorm.py``,
 where ``batch_norm_composed`` sits next to ``batch_norm_fused``). Each saves intermediates
-(x - μ, softmax) for speed, so each overrides ``saved_tensors``: for a differentiable backward
+(x - μ, softmax) for speed, so each overrides ``rebuild_saved``: for a differentiable backward
 (create_graph=True) it rebuilds them from the input with primitive ops, and the hand-written
 backward below then runs on Tensors. Its second derivative is thus the derivative of this very
 formula, not of a separate one; we chose that over a hand-written double backward because the
@@ -14,34 +14,39 @@ from ..autograd.function import Function
 
 
 def bn_axes(x):
-    """Axes that batch statistics reduce over: (N, C) -> (0,), (N, C, L) -> (0, 2)."""
-    return (0,) if x.ndim == 2 else (0, 2)
+    """Axes that batch statistics reduce over, all but the channel axis 1:
+    (N, C) -> (0,), (N, C, L) -> (0, 2), (N, C, H, W) -> (0, 2, 3)."""
+    return (0, *range(2, x.ndim))
 
 
 def bn_param_shape(x):
-    """Shape that broadcasts a per-channel (C,) vector against x: (1, C) or (1, C, 1)."""
-    return (1, x.shape[1]) if x.ndim == 2 else (1, x.shape[1], 1)
+    """Shape that broadcasts a per-channel (C,) vector against x: (1, C), (1, C, 1), (1, C, 1, 1)."""
+    return (1, x.shape[1]) + (1,) * (x.ndim - 2)
+
+
+EINSUM_LETTERS = "nclhw"   # subscripts for einsum: n, c, then up to three spatial axes
 
 
 def channel_dot(a, b):
-    """Σ a·b per channel: (N, C[, L]) twice -> (C,).
+    """Σ a·b per channel: (N, C, ...) twice -> (C,).
 
-    On arrays, one einsum pass with no (N, C[, L]) temporary of products (on large inputs such a
+    On arrays, one einsum pass with no (N, C, ...) temporary of products (on large inputs such a
     temporary costs a page-faulting allocation); on Tensors (create_graph), primitive ops.
     """
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-        return np.einsum("ij,ij->j" if a.ndim == 2 else "ijk,ijk->j", a, b)
+        axes = EINSUM_LETTERS[:a.ndim]                       # "nc", "ncl", "nclh", ...
+        return np.einsum(f"{axes},{axes}->c", a, b)
     return (a * b).sum(axis=bn_axes(a))
 
 
 class BatchNormFused(Function):
     """y = γ · x̂ + β,  x̂ = (x - μ) · inv_std,  inv_std = 1 / sqrt(σ² + eps)   (training mode)
 
-    μ, σ² are the batch mean and *biased* batch variance per channel, over N (and L).
-    x: (N, C) or (N, C, L); weight γ, bias β: (C,) or None. forward returns
+    μ, σ² are the batch mean and *biased* batch variance per channel, over N and every position.
+    x: (N, C), (N, C, L) or (N, C, H, W); weight γ, bias β: (C,) or None. forward returns
     (y, μ (C,), σ² (C,)); μ and σ² leave as plain arrays for the running statistics.
 
-    Speed: every line below that touches the whole (N, C[, L]) array is one pass over memory,
+    Speed: every line below that touches the whole (N, C, ...) array is one pass over memory,
     so the op makes as few of them as it can. x̂ itself is never stored: forward computes
     y = (x - μ) · (γ inv_std) + β from the centred x, and saves x - μ; backward needs x̂ only
     rescaled per channel (x̂ = (x - μ) · inv_std), so it folds inv_std into (C,)-sized factors.
@@ -51,10 +56,10 @@ class BatchNormFused(Function):
     def forward(ctx, x, weight, bias, eps):
         axes, shape = bn_axes(x), bn_param_shape(x)
         n = x.size // x.shape[1]
-        mean = x.sum(axis=axes, keepdims=True) / n          # μ: (N, C[, L]) -> (1, C[, 1])
+        mean = x.sum(axis=axes, keepdims=True) / n          # μ: (N, C, ...) -> (1, C, 1...)
         x_mu = x - mean                                     # centred first: stable variance
         var = channel_dot(x_mu, x_mu).reshape(shape) / n   # biased σ² = Σ (x - μ)² / n
-        inv_std = 1.0 / np.sqrt(var + eps)                  # biased σ² -> inv_std, (1, C[, 1])
+        inv_std = 1.0 / np.sqrt(var + eps)                  # biased σ² -> inv_std, (1, C, 1...)
         scale = inv_std if weight is None else weight.reshape(shape) * inv_std   # γ inv_std
         y = x_mu * scale                                    # γ x̂, with x̂ never in memory
         if bias is not None:
@@ -63,7 +68,7 @@ class BatchNormFused(Function):
         ctx.axes, ctx.n, ctx.eps = axes, n, eps
         return y, mean.reshape(-1), var.reshape(-1)
 
-    # Derivation (per channel; sums Σ run over the n = N·L values of that channel).
+    # Derivation (per channel; sums Σ run over the n = N·L (or N·H·W) values of that channel).
     #   y = γ x̂ + β, so  dβ = Σ dy,  dγ = Σ dy·x̂,  and  dx̂ = γ dy.
     #   x̂ = (x - μ) inv_std depends on x directly and through μ and σ²:
     #     ∂μ/∂x_i = 1/n,   ∂σ²/∂x_i = 2 (x_i - μ) / n,   ∂inv_std/∂σ² = -inv_std³ / 2.
@@ -75,13 +80,13 @@ class BatchNormFused(Function):
     # with the (C,)-sized factors computed first, so each pass over x is one in-place update.
     @staticmethod
     def backward(ctx, grad_y):
-        x_mu, inv_std, weight = ctx.saved
-        axes, n, shape = ctx.axes, ctx.n, inv_std.shape               # shape: (1, C[, 1])
+        x_mu, inv_std, weight = ctx.saved_tensors
+        axes, n, shape = ctx.axes, ctx.n, inv_std.shape               # shape: (1, C, 1...)
         sum_dy = grad_y.sum(axis=axes)                                # Σ dy         (C,)
         sum_dy_xmu = channel_dot(grad_y, x_mu)                        # Σ dy·(x - μ) (C,)
         grad_x = None
         if ctx.needs_input_grad[0]:
-            k = inv_std * inv_std * sum_dy_xmu.reshape(shape) / n     # (1, C[, 1])
+            k = inv_std * inv_std * sum_dy_xmu.reshape(shape) / n     # (1, C, 1...)
             grad_x = x_mu * -k              # fresh, so each update below is in place on arrays
             grad_x += grad_y                # (a Tensor rebinds instead: the same code)
             grad_x -= sum_dy.reshape(shape) / n
@@ -92,12 +97,10 @@ class BatchNormFused(Function):
         return grad_x, grad_w, grad_b
 
     @staticmethod
-    def saved_tensors(ctx, output):
+    def rebuild_saved(ctx, saved):
         """x - μ and inv_std rebuilt from x with primitive ops, so the backward above can be
         differentiated; when x needs no gradient they are constants and kept as saved."""
-        x_mu, inv_std, weight = Function.saved_tensors(ctx, output)
-        if ctx.saved[2] is None:
-            weight = None   # affine=False: no γ (not a Tensor wrapping None)
+        x_mu, inv_std, weight = saved
         x = ctx.parents[0]
         if x is not None:
             x_mu = x - x.mean(axis=ctx.axes, keepdims=True)
@@ -128,7 +131,7 @@ class CrossEntropy(Function):
 
     @staticmethod
     def backward(ctx, grad_y):
-        (probs,) = ctx.saved
+        (probs,) = ctx.saved_tensors
         n = probs.shape[0]
         onehot = np.zeros(probs.shape, dtype=probs.dtype)
         onehot[np.arange(n), ctx.target] = 1
@@ -140,10 +143,10 @@ class CrossEntropy(Function):
         return grad_z, None
 
     @staticmethod
-    def saved_tensors(ctx, output):
+    def rebuild_saved(ctx, saved):
         """softmax rebuilt from the logits with primitive ops (differentiable)."""
         z = ctx.parents[0]
         if z is None:
-            return Function.saved_tensors(ctx, output)
+            return saved
         exp = (z - z.data.max(axis=1, keepdims=True)).exp()
         return (exp / exp.sum(axis=1, keepdims=True),)

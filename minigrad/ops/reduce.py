@@ -66,5 +66,5 @@ class Max(Function):
 
     @staticmethod
     def backward(ctx, grad_y):
-        (weights,) = ctx.saved
+        (weights,) = ctx.saved_tensors
         return grad_y.reshape(ctx.keep) * weights

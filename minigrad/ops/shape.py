@@ -3,12 +3,11 @@
 These move entries around without arithmetic, so each backward moves the gradient back:
 reshape <-> reshape, transpose <-> inverse transpose, broadcast <-> sum (done by the engine's
 un-broadcasting), getitem <-> index_add. The two helpers at the bottom let backward formulas
-call broadcast / scatter on arrays (fast path) and on Tensors (create_graph) alike.
+call broadcast / scatter on arrays (fast path, numpy) and on Tensors (create_graph, the op) alike.
 """
 import numpy as np
 
 from ..autograd.function import Function
-from ..tensor import Tensor
 
 
 class Reshape(Function):
@@ -79,14 +78,14 @@ class IndexAdd(Function):
 
 def broadcast_to(x, shape):
     """np.broadcast_to for an array (a free view), the BroadcastTo op for a Tensor."""
-    if isinstance(x, Tensor):
-        return BroadcastTo.apply(x, shape=shape)
-    return np.broadcast_to(x, shape)
+    if isinstance(x, np.ndarray):
+        return np.broadcast_to(x, shape)
+    return BroadcastTo.apply(x, shape=shape)
 
 
 def index_add(values, index, shape):
     """zeros(shape) with ``values`` added at ``index``; the IndexAdd op for a Tensor."""
-    if isinstance(values, Tensor):
+    if not isinstance(values, np.ndarray):
         return IndexAdd.apply(values, index=index, shape=shape)
     out = np.zeros(shape, dtype=values.dtype)
     if _is_basic(index):

@@ -129,9 +129,9 @@ def test_backward_releases_saved_arrays_and_intermediates():
     nodes = [y.grad_fn, y.grad_fn.parents[0].grad_fn, h_ref().grad_fn]   # Sum, Mul, Exp
     assert [n.fn.__name__ for n in nodes] == ["Sum", "Mul", "Exp"]
     assert all(n.parents is not None for n in nodes)
-    assert len(nodes[1].saved) == 2 and nodes[2].saved[0] is h_ref().data
+    assert len(nodes[1].saved_tensors) == 2 and nodes[2].saved_tensors[0] is h_ref().data
     y.backward()
-    assert all(n.saved is None and n.parents is None for n in nodes)
+    assert all(n.saved_tensors is None and n.parents is None for n in nodes)
     assert h_ref() is None                            # nothing holds the intermediate any more
     np.testing.assert_allclose(x.grad, 2 * np.exp(2 * x.data))
 
@@ -139,7 +139,7 @@ def test_backward_releases_saved_arrays_and_intermediates():
 def test_retain_graph_keeps_intermediates():
     x, y, h_ref = _graph_with_intermediate()
     y.backward(retain_graph=True)
-    assert h_ref() is not None and h_ref().grad_fn.saved is not None
+    assert h_ref() is not None and h_ref().grad_fn.saved_tensors is not None
 
 
 def test_deep_chain_does_not_hit_the_recursion_limit():

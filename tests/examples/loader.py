@@ -1,8 +1,15 @@
-"""Shared by the example tests: load a script from examples/ as a module (they are not a package)."""
+"""Shared by the example tests: load a script from examples/ as a module (they are not a package).
+
+examples/ goes on sys.path, as it is for ``python examples/NAME.py``, so the scripts find their
+shared ``common.py`` and the ``compare`` application.
+"""
 import importlib.util
+import sys
 from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+if str(EXAMPLES) not in sys.path:
+    sys.path.insert(0, str(EXAMPLES))
 
 
 def load_example(name):

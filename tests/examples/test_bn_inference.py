@@ -12,6 +12,8 @@ from minigrad.data import load_digits, train_val_split
 
 from .loader import EXAMPLES, load_example
 
+import common  # noqa: E402  (examples/common.py; loader puts examples/ on sys.path)
+
 EXAMPLE = EXAMPLES / "bn_inference.py"
 TINY = ["--epochs", "2", "--hidden", "32", "--val-batch-sizes", "1,2,8,full"]
 
@@ -48,10 +50,12 @@ def test_every_method_is_printed_for_every_epoch(run):
     for line, epoch in zip(overview[2:4], result["history"]):
         cells = line.split()
         assert cells[0] == str(epoch["epoch"]) and cells[2] == "impossible"
-        assert cells[1] == f"{epoch['rows']['(1) running (EMA, momentum 0.1)'][0]:.4f}"
+        assert cells[1] == f"{epoch['rows']['running'][0]:.4f}"
     for epoch in result["history"]:
         rows = epoch["rows"]
-        assert isinstance(rows["(2) batch stats, val batch 1"], str)     # impossible
+        assert set(rows) == {"running", "batch 1", "batch 2", "batch 8", "batch 359", "sorted 32",
+                             "population", "cumulative"}
+        assert isinstance(rows["batch 1"], str)     # impossible
         for value in rows.values():
             if not isinstance(value, str):
                 assert 0 <= value[0] <= 1 and value[1] > 0
@@ -62,7 +66,7 @@ def test_running_statistics_row_is_what_eval_mode_gives(study):
     """(1) is the eval-mode accuracy, the same number train_mlp.py reports."""
     result = study.main(["--epochs", "1", "--hidden", "32", "--val-batch-sizes", "full"])
     trained = load_example("train_mlp").main(["--epochs", "1", "--hidden", "32", "--quiet"])
-    assert result["history"][0]["rows"]["(1) running (EMA, momentum 0.1)"][0] == \
+    assert result["history"][0]["rows"]["running"][0] == \
         trained["history"][0]["val_acc"]
 
 
@@ -81,8 +85,8 @@ def test_summary_is_computed_from_the_numbers(run):
     summary = result["summary"]
     assert "Summary" in text and all(line in text for line in summary)
     last = result["history"][-1]["rows"]
-    small = last["(2) batch stats, val batch 2"][0]
-    full = last["(2) batch stats, val batch 359 (full)"][0]
+    small = last["batch 2"][0]
+    full = last["batch 359"][0]
     assert f"batches of 2 score {small:.4f}, of 359 {full:.4f}" in summary[1]
     assert any("a batch of 1 cannot be normalised" in line for line in summary)
     assert any("identical after every epoch" in line for line in summary)
@@ -91,7 +95,7 @@ def test_summary_is_computed_from_the_numbers(run):
 def test_batch_statistics_leave_the_model_untouched(study):
     X_train, y_train, X_val, y_val = train_val_split(*load_digits(), 0.2, seed=0)
     mg.manual_seed(0)
-    model = study.build_model([16], momentum=0.1)
+    model = common.build_mlp([16], momentum=0.1)
     with mg.train_mode(), mg.no_grad():
         model(mg.tensor(X_train[:64]))          # give the buffers non-default values
     before = model.state_dict()
@@ -110,7 +114,7 @@ def test_population_statistics_are_algorithm_2(study):
     from minigrad.data import DataLoader
     X_train, y_train, _, _ = train_val_split(*load_digits(), 0.2, seed=0)
     mg.manual_seed(1)
-    model = study.build_model([8], momentum=0.1)
+    model = common.build_mlp([8], momentum=0.1)
     population = study.population_statistics(model, X_train, y_train, 64, seed=0)
     linear, bn = model[0], population[1]
     means, variances, sizes = [], [], []

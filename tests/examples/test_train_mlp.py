@@ -129,13 +129,14 @@ def test_progress_bar_on_a_terminal_shows_the_loss(train_mlp, monkeypatch):
     assert quiet_terminal.getvalue() == ""
 
 
-def test_plot_without_matplotlib_says_so_and_the_run_succeeds(train_mlp, tmp_path, monkeypatch, capsys):
+def test_plot_without_matplotlib_is_refused_before_training(train_mlp, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "matplotlib", None)        # makes `import matplotlib` fail
-    png = tmp_path / "curves.png"
-    result = train_mlp.main(["--epochs", "1", "--plot", str(png), *TINY])
-    assert ("--plot needs matplotlib (pip install minigrad[plot]); skipping the plot"
-            in capsys.readouterr().out)
-    assert not png.exists() and len(result["history"]) == 1
+    png, metrics = tmp_path / "curves.png", tmp_path / "m.jsonl"
+    with pytest.raises(SystemExit) as exit_info:
+        train_mlp.main(["--epochs", "1", "--plot", str(png), "--metrics", str(metrics), *TINY])
+    assert exit_info.value.code == 2
+    assert '--plot needs matplotlib (pip install -e ".[plot]")' in capsys.readouterr().err
+    assert not png.exists() and not metrics.exists()            # refused before any work
 
 
 def test_plot_with_matplotlib_writes_a_png(train_mlp, tmp_path):

@@ -1,12 +1,13 @@
 """MatMul (through ``@`` / ``linalg.matmul``, numpy's rules for 1-D and batched operands) and the
-fused Linear op: forward against numpy, gradients against finite differences, second order,
+fused Affine op (behind nn.Linear): forward against numpy, gradients against finite differences, second order,
 tensors used twice, shape errors.
 """
 import numpy as np
 import pytest
 
 import minigrad as mg
-from minigrad.ops.linalg import Linear, MatMul, matmul
+from minigrad.ops.linalg import Affine, MatMul
+from minigrad.tensor import matmul
 
 
 def leaf(shape, seed=0):
@@ -87,7 +88,7 @@ def test_matmul_errors_name_both_shapes():
         mg.tensor(2.0) @ leaf((3,))
 
 
-# ------------------------------------------------------------------ Linear: x @ W.T + b in one op
+# ------------------------------------------------------------------ Affine: x @ W.T + b in one op
 def linear_reference(x, w, b):
     return x @ w.T + (0.0 if b is None else b)
 
@@ -96,18 +97,18 @@ def linear_reference(x, w, b):
 def test_linear_forward_and_gradcheck(bias):
     x, w = leaf((4, 3), 1), leaf((2, 3), 2)
     b = leaf((2,), 3) if bias else None
-    y = Linear.apply(x, w, b)
+    y = Affine.apply(x, w, b)
     np.testing.assert_allclose(y.data, linear_reference(x.data, w.data, None if b is None else b.data),
                                rtol=1e-12)
     inputs = [x, w] + ([b] if bias else [])
-    assert mg.gradcheck(lambda *t: Linear.apply(t[0], t[1], t[2] if bias else None), inputs)
-    assert mg.gradgradcheck(lambda *t: Linear.apply(t[0], t[1], t[2] if bias else None) ** 2, inputs)
+    assert mg.gradcheck(lambda *t: Affine.apply(t[0], t[1], t[2] if bias else None), inputs)
+    assert mg.gradgradcheck(lambda *t: Affine.apply(t[0], t[1], t[2] if bias else None) ** 2, inputs)
 
 
 def test_linear_gradient_formulas():
     x, w, b = leaf((4, 3), 1), leaf((2, 3), 2), leaf((2,), 3)
     g = np.random.default_rng(4).standard_normal((4, 2))
-    Linear.apply(x, w, b).backward(g)
+    Affine.apply(x, w, b).backward(g)
     np.testing.assert_allclose(x.grad, g @ w.data)
     np.testing.assert_allclose(w.grad, g.T @ x.data)
     np.testing.assert_allclose(b.grad, g.sum(axis=0))
@@ -116,19 +117,21 @@ def test_linear_gradient_formulas():
 def test_linear_without_input_gradient():
     x = mg.tensor(np.random.default_rng(1).standard_normal((4, 3)))     # a first layer's input
     w, b = leaf((2, 3), 2), leaf((2,), 3)
-    y = Linear.apply(x, w, b)
+    y = Affine.apply(x, w, b)
     assert y.grad_fn.needs_input_grad == [False, True, True]
-    assert mg.gradcheck(lambda p, q: Linear.apply(x, p, q), [w, b])
+    assert mg.gradcheck(lambda p, q: Affine.apply(x, p, q), [w, b])
     y.sum().backward()
     assert x.grad is None
 
 
 def test_linear_used_twice():
     x, b = leaf((3, 3), 1), leaf((3,), 2)
-    assert mg.gradcheck(lambda t, c: Linear.apply(t, t, c), [x, b])       # x @ x.T + b
-    assert mg.gradgradcheck(lambda t, c: Linear.apply(t, t, c), [x, b])
+    assert mg.gradcheck(lambda t, c: Affine.apply(t, t, c), [x, b])       # x @ x.T + b
+    assert mg.gradgradcheck(lambda t, c: Affine.apply(t, t, c), [x, b])
 
 
 def test_linear_shape_error():
-    with pytest.raises(ValueError, match=r"\(4, 5\).*\(2, 3\).*expected \(N, 3\)"):
-        Linear.apply(leaf((4, 5)), leaf((2, 3)), None)
+    # checked once, in nn.functional.linear (the op itself trusts its caller)
+    from minigrad.nn import functional as F
+    with pytest.raises(ValueError, match=r"3 features.*\(2, 3\).*\(4, 5\)"):
+        F.linear(leaf((4, 5)), leaf((2, 3)), None)

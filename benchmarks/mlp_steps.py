@@ -1,25 +1,17 @@
-"""Shared pieces of the benchmarks: configurations, one problem (data and initial weights) for
-every implementation, the implementations' training steps, the correctness check and the
-interleaved timer.
+"""The MLP training step that bench_step, bench_memory and profile_step measure: its sizes, one
+problem (data and initial weights) for every implementation, the three implementations of the
+step (minigrad, hand-written numpy, PyTorch) and the check that they compute the same thing.
 
-Import it only after ``_threads.limit_threads`` (it imports numpy, and torch when installed).
+Import it only after ``harness.parse`` (it imports numpy, and torch when installed).
 """
-import os
-import platform
-import statistics
-import sys
-import time
-
 import numpy as np
 
 import minigrad as mg
+from baselines import NumpyMLP
+from harness import load_torch
 from minigrad.nn import functional as F
-from numpy_mlp import NumpyMLP
 
-try:
-    import torch
-except ImportError:  # PyTorch is optional: its columns are left out
-    torch = None
+torch = load_torch()
 
 # name -> (batch size, layer widths: input, hidden..., classes)
 CONFIGS = {
@@ -28,21 +20,6 @@ CONFIGS = {
     "large": (512, (784, 1024, 1024, 10)),
 }
 LR, MOMENTUM, EPS = 0.01, 0.9, 1e-5
-
-
-def set_torch_threads(threads):
-    if torch is not None:
-        torch.set_num_threads(threads)
-
-
-def start(script, threads):
-    """What every benchmark does first: torch's thread count, then a header naming the command
-    and the machine. Returns the machine description (for the JSON output)."""
-    set_torch_threads(threads)
-    info = machine_info(threads)
-    print(f"# {script}: {' '.join(['python', f'benchmarks/{script}.py'] + sys.argv[1:])}")
-    print(f"# machine: {describe_machine(info)}\n")
-    return info
 
 
 # --------------------------------------------------------------------------- the problem
@@ -105,7 +82,7 @@ class MinigradStep:
 
 
 class NumpyStep:
-    """The hand-written numpy step (numpy_mlp.py)."""
+    """The hand-written numpy step (baselines.NumpyMLP)."""
 
     def __init__(self, problem):
         x, y, params = problem
@@ -199,77 +176,3 @@ def check_steps(steps, reference="numpy", rtol=2e-4, train_steps=3):
 def _relative_error(a, b):
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-3))
-
-
-# --------------------------------------------------------------------------- timing
-def interleaved(fns, budget, warmup=0.5, block_seconds=0.02, min_rounds=15):
-    """Time each callable in ``fns`` (name -> fn) round-robin until ``budget`` seconds pass.
-
-    Warm-up for ``warmup`` seconds each, then rounds: every fn runs one block of ``block``
-    calls (sized to about ``block_seconds``), the order rotating each round so no fn always
-    follows the same neighbour. Returns name -> list of seconds per call, one per round.
-    """
-    names = list(fns)
-    per_call = {}
-    for name in names:
-        calls, start = 0, time.perf_counter()
-        while calls < 3 or time.perf_counter() - start < warmup:
-            fns[name]()
-            calls += 1
-        per_call[name] = (time.perf_counter() - start) / calls
-    blocks = {name: max(1, round(block_seconds / per_call[name])) for name in names}
-    round_seconds = sum(blocks[n] * per_call[n] for n in names)
-    rounds = max(min_rounds, int(budget / round_seconds))
-    times = {name: [] for name in names}
-    clock = time.perf_counter
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            fn, block = fns[name], blocks[name]
-            start = clock()
-            for _ in range(block):
-                fn()
-            times[name].append((clock() - start) / block)
-    return times
-
-
-def median_ratio(times, a, b):
-    """Median over rounds of time[a] / time[b] (the two ran in the same round)."""
-    return statistics.median(x / y for x, y in zip(times[a], times[b]))
-
-
-def median(values):
-    return statistics.median(values)
-
-
-# --------------------------------------------------------------------------- reporting
-def machine_info(threads):
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    try:
-        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        blas = f"{blas.get('name')} {blas.get('version')}"
-    except Exception:  # older numpy: no dict mode
-        blas = "unknown"
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "platform": platform.platform(),
-            "python": platform.python_version(), "numpy": np.__version__, "blas": blas,
-            "torch": None if torch is None else torch.__version__, "minigrad": mg.__version__}
-
-
-def describe_machine(info):
-    return (f"{info['cpu']} ({info['cores']} cores), {info['threads']} BLAS thread(s); "
-            f"Python {info['python']}, numpy {info['numpy']} ({info['blas']}), "
-            f"torch {info['torch'] or 'not installed'}; {info['platform']}")
-
-
-def table(header, rows, labels=1):
-    """A GitHub-markdown table: the first ``labels`` columns left-aligned, numbers right-aligned."""
-    cells = [header] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(c.ljust(w) if i < labels else c.rjust(w)
-                                      for i, (c, w) in enumerate(zip(r, widths))) + " |"
-    rule = "|" + "|".join("-" * (w + 1) + ("-" if i < labels else ":") for i, w in enumerate(widths)) + "|"
-    return "\n".join([line(cells[0]), rule] + [line(r) for r in cells[1:]])

@@ -26,7 +26,7 @@ class OffByOneAt12(Function):
 
     @staticmethod
     def backward(ctx, grad_y):
-        a, x = ctx.saved
+        a, x = ctx.saved_tensors
         grad_x = grad_y * a
         grad_x[1, 2] += 1.0
         return grad_y * x, grad_x
@@ -56,7 +56,7 @@ class SquareWithDataConstant(Function):
 
     @staticmethod
     def backward(ctx, grad_y):
-        (x,) = ctx.saved
+        (x,) = ctx.saved_tensors
         x_value = x.data if isinstance(x, mg.Tensor) else x     # the bug: drops x from the graph
         return grad_y * 2.0 * x_value
 
@@ -72,7 +72,7 @@ class CubeSavingSquare(Function):
 
     @staticmethod
     def backward(ctx, grad_y):
-        (square,) = ctx.saved
+        (square,) = ctx.saved_tensors
         return grad_y * 3.0 * square
 
 

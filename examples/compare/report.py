@@ -1,11 +1,9 @@
-"""One comparison case (a dict from ``compare.compare_case``) in words: a table and a verdict.
+"""One comparison case (a dict from ``cases.compare_case``) in words: a table and a verdict.
 
 Nothing is measured here: every number shown is already in the case dict (and in --json).
-Relative numbers are max |a - b| over the largest |entry|, so a near-zero entry cannot blow up.
 """
 import math
 
-IMPLS = ("fused", "composed")
 AGREE_TOL = {"float32": 1e-4, "float64": 1e-10}   # max relative difference, fused vs composed
 TRUTH_TOL = 1e-6                                   # max relative error against finite differences
 
@@ -50,7 +48,7 @@ def format_case(case):
         if d is None:
             continue
         label = LABELS[key] + (f" ({case['steps']} steps)" if key.startswith("running") else "")
-        extra = [number(torch["agreement"][key][impl]["rel"]) for impl in IMPLS] if torch else []
+        extra = [number(torch["agreement"][key][impl]["rel"]) for impl in case["impls"]] if torch else []
         rows.append([label, number(d["abs"]), number(d["rel"])] + extra)
     out += table(rows)
 
@@ -88,7 +86,7 @@ def format_case(case):
         rows.append([label, show(c["fused"][key]), show(c["composed"][key]),
                      "-" if ratio is None else f"{ratio:.1f}x"] + extra)
     out += table(rows)
-    out.append("  (saved: arrays in ctx.saved, each buffer once, inputs' data included though held anyway;\n"
+    out.append("  (saved: arrays in ctx.saved_tensors, each buffer once, inputs' data included though held anyway;\n"
                "   kept alive: saved + intermediate results the graph references, beyond x, γ, β and y"
                + ("; torch single-threaded, like numpy)" if torch else ")"))
     if case["torch_skipped"]:
@@ -104,7 +102,7 @@ def verdict(case):
     tol = AGREE_TOL[case["dtype"]]
     lines = [f"{'agree' if worst <= tol else 'DISAGREE'}: largest relative difference {worst:.1e} "
              f"(tolerance {tol:.0e} in {case['dtype']})"]
-    errors = {impl: max(v for v in case["truth"][impl].values() if v is not None) for impl in IMPLS}
+    errors = {impl: max(v for v in case["truth"][impl].values() if v is not None) for impl in case["impls"]}
     ok = all(e <= TRUTH_TOL for e in errors.values())
     lines.append(f"{'both right' if ok else 'WRONG GRADIENT'}: finite-difference error fused "
                  f"{errors['fused']:.1e}, composed {errors['composed']:.1e} (tolerance {TRUTH_TOL:.0e})")

@@ -1,27 +1,28 @@
-"""Fused against composed batch norm, side by side: agreement, truth, numerics and cost.
+"""The measurements: fused against composed batch norm on one case (a shape and a dtype).
 
-``compare_case`` measures one case (a shape and a dtype) and returns plain dicts of numbers, for
-tests and plots; ``compare_report.py`` puts them into words (``format_case``, ``verdict``) and
-``main`` is the command line of ``examples/compare_bn.py``. Both batch norms always see the same
-inputs and the same *random* upstream gradient: with a constant one, dx is identically zero.
+``compare_case`` returns plain dicts of numbers (for tests, JSON and plots): agreement, truth
+(finite differences), numerics (float32 against float64) and cost (nodes, bytes, time), plus the
+optional PyTorch column (``torch_column.py``) and the verdict in words (``report.py``). Both batch
+norms always see the same inputs and the same *random* upstream gradient: with a constant one,
+dx is identically zero.
 """
-import argparse
-import json
-import math
-import statistics
 import time
 
 import numpy as np
 
-from . import graph, modes
-from .compare_report import format_case, verdict
-from .gradcheck import numerical_gradient
-from .nn import functional as F
-from .nn.layers import BatchNorm1d
-from .tensor import Tensor
+import minigrad as mg
+from minigrad import modes
+from minigrad.autograd.gradcheck import numerical_gradient
+from minigrad.nn import batchnorm as bn
+from minigrad.ops.fused import bn_axes, bn_param_shape
+from minigrad.tensor import Tensor
+
+from .numbers import closer, difference, medians, relative_error
+from .report import verdict
+from .torch_column import torch_case
 
 EPS = 1e-5
-IMPLS = {"fused": F.batch_norm_fused, "composed": F.batch_norm_composed}
+IMPLS = {"fused": bn.batch_norm_fused, "composed": bn.batch_norm_composed}
 GRADS = ("dx", "dweight", "dbias")
 TRUTH_KEEP = (8, 6, 4)   # finite differences on x[:8, :6(, :4)]: a reduced copy of the case
 OFFSET = 1e4             # x = 1e4 + noise: E[x²] - E[x]² loses every digit of σ² in float32
@@ -58,28 +59,9 @@ def run_bn(impl, x, weight, bias, g):
             "dbias": None if bt is None else bt.grad}
 
 
-def difference(a, b):
-    """{"abs": max |a - b|, "rel": that over the largest |entry| of a or b}; None if absent."""
-    if a is None or b is None:
-        return None
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    worst = float(np.max(np.abs(a - b), initial=0.0))
-    scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)))
-    return {"abs": worst, "rel": worst / scale if scale > 0 else worst}
-
-
-def relative_error(got, ref):
-    """max |got - ref| / max |ref|: the error relative to the reference's scale (nan stays)."""
-    if got is None or ref is None:
-        return None
-    got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
-    scale = float(np.max(np.abs(ref), initial=0.0)) or 1.0
-    return float(np.max(np.abs(got - ref), initial=0.0)) / scale
-
-
 def layer_outputs(impl, x, weight, bias, batches, momentum):
     """Running statistics after one training step per batch, then the eval-mode output on x."""
-    layer = BatchNorm1d(x.shape[1], eps=EPS, momentum=momentum, affine=weight is not None,
+    layer = bn.BatchNorm1d(x.shape[1], eps=EPS, momentum=momentum, affine=weight is not None,
                         fused=impl == "fused", dtype=x.dtype)
     if weight is not None:
         layer.weight.data[...], layer.bias.data[...] = weight, bias
@@ -131,12 +113,12 @@ def truth(shape, affine, seed):
 def naive_y(x, weight, bias):
     """Batch norm with the one-pass variance E[x²] - E[x]², in x's dtype: what not to do.
     Returns y and how many channels got a negative variance (their y is NaN)."""
-    axes = F.bn_axes(x)
+    axes = bn_axes(x)
     mean = x.mean(axis=axes, keepdims=True)
     var = (x * x).mean(axis=axes, keepdims=True) - mean * mean    # two large, nearly equal numbers
     with np.errstate(invalid="ignore"):
         y = (x - mean) / np.sqrt(var + np.asarray(EPS, x.dtype))
-    shape = F.bn_param_shape(x)
+    shape = bn_param_shape(x)
     y = y if weight is None else y * weight.reshape(shape) + bias.reshape(shape)
     return y, int((var + EPS < 0).sum())
 
@@ -158,15 +140,6 @@ def numerics(shape, affine, seed):
     return result
 
 
-def closer(fused, composed, margin=1.5):
-    """Which error is smaller: "fused", "composed", or "tie" (within a factor ``margin``)."""
-    if fused is None or composed is None:
-        return None
-    if composed > margin * fused:
-        return "fused"
-    return "composed" if fused > margin * composed else "tie"
-
-
 def cost(shape, dtype, affine, seed, repeats):
     """Graph nodes, saved and retained bytes, and median forward/backward/total seconds."""
     x, w, b, g = make_inputs(shape, dtype, affine, seed)
@@ -174,8 +147,8 @@ def cost(shape, dtype, affine, seed, repeats):
     result, times = {}, {impl: [] for impl in IMPLS}
     for impl, fn in IMPLS.items():
         y, _, _ = fn(*tensors, EPS)
-        result[impl] = {"nodes": graph.count_nodes(y), "saved_bytes": graph.saved_bytes(y),
-                        "retained_bytes": graph.retained_bytes(y)}
+        result[impl] = {"nodes": mg.graph.count_nodes(y), "saved_bytes": mg.graph.saved_bytes(y),
+                        "retained_bytes": mg.graph.retained_bytes(y)}
         y.backward(g)                                   # also a warm-up
     for _ in range(repeats):
         for impl, fn in IMPLS.items():                  # interleaved: drift hits both alike
@@ -195,81 +168,22 @@ def cost(shape, dtype, affine, seed, repeats):
     return result
 
 
-def medians(times):
-    """[(forward_s, backward_s), ...] -> median forward, backward and total (of the sums)."""
-    forward, backward = zip(*times)
-    return {"forward_s": statistics.median(forward), "backward_s": statistics.median(backward),
-            "total_s": statistics.median(f + b for f, b in times)}
-
-
 def compare_case(shape, dtype="float32", affine=True, momentum=0.1, seed=0, steps=3, repeats=11,
                  use_torch=None):
     """Every measurement for one case, as a dict of plain numbers, lists and strings.
 
     ``use_torch``: None = compare against torch.nn.BatchNorm1d when it is importable.
     """
-    from .compare_torch import torch_case  # here, not at the top: it imports this module
     start = time.perf_counter()
     shape, dtype = tuple(shape), np.dtype(dtype)
     agree, outputs = agreement(shape, dtype, affine, momentum, seed, steps)
-    case = {"shape": list(shape), "dtype": dtype.name, "affine": affine, "momentum": momentum,
-            "seed": seed, "steps": steps, "eps": EPS, "agreement": agree,
+    case = {"impls": list(IMPLS), "shape": list(shape), "dtype": dtype.name, "affine": affine,
+            "momentum": momentum, "seed": seed, "steps": steps, "eps": EPS, "agreement": agree,
             "truth": truth(shape, affine, seed), "numerics": numerics(shape, affine, seed),
             "cost": cost(shape, dtype, affine, seed, repeats)}
-    case["torch"], case["torch_skipped"] = torch_case(case, outputs, use_torch)
+    case["torch"], case["torch_skipped"] = torch_case(
+        case, outputs, make_inputs(shape, dtype, affine, seed),
+        training_batches(shape, dtype, seed, steps), use_torch)
     case["verdict"] = verdict(case)
     case["elapsed_s"] = time.perf_counter() - start
     return case
-
-
-def parse_shape(text):
-    """"64x128" -> (64, 128); "8x4x5" -> (8, 4, 5)."""
-    shape = tuple(int(n) for n in text.lower().split("x"))
-    if len(shape) not in (2, 3) or min(shape) < 1:
-        raise argparse.ArgumentTypeError(f"shape must be NxC or NxCxL, got {text!r}")
-    if shape[0] * (shape[2] if len(shape) == 3 else 1) < 2:
-        raise argparse.ArgumentTypeError(f"training needs 2 or more values per channel, got {text!r}")
-    return shape
-
-
-def jsonable(value):
-    """Arrays -> lists, tuples -> lists, NaN/Inf -> None (strict JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def main(argv=None):
-    """The command line of examples/compare_bn.py; returns the list of case dicts."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("shapes", nargs="*", type=parse_shape, default=[(4, 3), (64, 128), (256, 1024)],
-                        help="NxC or NxCxL (default: 4x3 64x128 256x1024)")
-    parser.add_argument("--dtype", choices=("float32", "float64", "both"), default="float32")
-    parser.add_argument("--affine", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--momentum", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=3, help="training steps before comparing running stats")
-    parser.add_argument("--repeats", type=int, default=11, help="timing repeats (the median is reported)")
-    parser.add_argument("--no-torch", dest="use_torch", action="store_false", default=None,
-                        help="skip the PyTorch column even when torch is installed")
-    parser.add_argument("--json", metavar="PATH", help="also write every number to PATH")
-    args = parser.parse_args(argv)
-    dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
-    start, cases = time.perf_counter(), []
-    for shape in args.shapes:
-        for dtype in dtypes:
-            cases.append(compare_case(shape, dtype, args.affine, args.momentum, args.seed, args.steps,
-                                      args.repeats, args.use_torch))
-            print(format_case(cases[-1]), end="\n\n", flush=True)
-    print(f"{len(cases)} case{'s' * (len(cases) != 1)} in {time.perf_counter() - start:.1f} s")
-    if args.json:
-        options = {k: v for k, v in vars(args).items() if k != "json"}
-        with open(args.json, "w") as f:
-            json.dump(jsonable({"schema": "minigrad.compare/1", "options": options, "cases": cases}),
-                      f, indent=1, allow_nan=False)
-        print(f"wrote {args.json}")
-    return cases

@@ -8,8 +8,8 @@ import warnings
 
 import numpy as np
 
-from .autograd.engine import grad
-from .tensor import Tensor
+from .engine import grad
+from ..tensor import Tensor
 
 
 class GradcheckError(AssertionError):

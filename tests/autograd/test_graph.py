@@ -1,4 +1,4 @@
-"""Tests for minigrad.graph: node order and counts, saved/retained bytes, render and to_dot.
+"""Tests for minigrad.autograd.graph (mg.graph): node order and counts, saved/retained bytes, render and to_dot.
 
 The batch-norm graphs are built on a (4, 3) float64 input, so every byte count below can be
 worked out by hand: an (N, C) array is 96 B, a (C,) or (1, C) one 24 B.

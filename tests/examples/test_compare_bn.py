@@ -1,4 +1,5 @@
-"""Tests for minigrad.compare (fused vs composed batch norm) and the vacuous-gradcheck guard.
+"""examples/compare_bn.py and its compare/ package (fused vs composed batch norm), and the
+vacuous-gradcheck guard.
 
 Every case runs on tiny shapes with 2 timing repeats; timings are only checked to exist (speed
 belongs in benchmarks/). PyTorch is optional: its column is tested only when it is installed.
@@ -12,9 +13,14 @@ import numpy as np
 import pytest
 
 import minigrad as mg
-from minigrad import compare
-from minigrad.compare_report import format_case
 from minigrad.nn import functional as F
+
+from .loader import load_example
+
+from compare import cases as compare  # noqa: E402  (examples/ is on sys.path: see loader.py)
+from compare.report import format_case  # noqa: E402
+
+cli = load_example("compare_bn")
 
 
 @pytest.fixture(scope="module")
@@ -111,13 +117,13 @@ def test_torch_column_when_installed():
     assert torch["cost"]["total_s"] > 0
 
 
-SCHEMA = {"shape", "dtype", "affine", "momentum", "seed", "steps", "eps", "agreement", "truth",
+SCHEMA = {"impls", "shape", "dtype", "affine", "momentum", "seed", "steps", "eps", "agreement", "truth",
           "numerics", "cost", "torch", "torch_skipped", "verdict", "elapsed_s"}
 
 
 def test_main_writes_strict_json(tmp_path, capsys):
     path = tmp_path / "cmp.json"
-    cases = compare.main(["4x3", "5x2x3", "--dtype", "both", "--no-affine", "--no-torch",
+    cases = cli.main(["4x3", "5x2x3", "--dtype", "both", "--no-affine", "--no-torch",
                           "--repeats", "1", "--json", str(path)])
     printed = capsys.readouterr().out
     assert printed.count("Verdict:") == 4 and "4 cases in" in printed
@@ -141,10 +147,10 @@ def test_main_writes_strict_json(tmp_path, capsys):
 
 
 def test_parse_shape_rejects_bad_shapes():
-    assert compare.parse_shape("64x128") == (64, 128)
+    assert cli.parse_shape("64x128") == (64, 128)
     for bad in ("64", "1x4", "2x0x3", "1x2x1"):
         with pytest.raises(Exception):
-            compare.parse_shape(bad)
+            cli.parse_shape(bad)
 
 
 # ---------------------------------------------------------------------------- vacuous gradcheck

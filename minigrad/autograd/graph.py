@@ -7,7 +7,7 @@ walk reuses the engine's ``topological_order``; nothing here changes the graph. 
 """
 import numpy as np
 
-from .autograd.engine import topological_order
+from .engine import topological_order
 
 
 def tensors(tensor):
@@ -34,11 +34,11 @@ def _owner(array):
 
 def _saved_arrays(ctx):
     """The arrays a node saved for backward (None entries, e.g. an absent weight, skipped)."""
-    return [a for a in (ctx.saved or ()) if isinstance(a, np.ndarray)]
+    return [a for a in (ctx.saved_tensors or ()) if isinstance(a, np.ndarray)]
 
 
 def saved_bytes(tensor):
-    """Bytes of the arrays the graph's nodes saved for backward (``ctx.saved``).
+    """Bytes of the arrays the graph's nodes saved for backward (``ctx.saved_tensors``).
 
     Counted: each distinct buffer once, at its owner's size (``a`` and ``a.reshape(...)`` are
     one buffer; an array saved by two nodes counts once). Also counted: saved arrays that are

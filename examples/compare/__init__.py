@@ -1,0 +1,7 @@
+"""The batch-norm comparison tool, an application on top of minigrad (run examples/compare_bn.py).
+
+    cases.py         the measurements of one case: agreement, truth, numerics, cost
+    numbers.py       differences, relative errors, medians, strict JSON
+    report.py        a case in words: the tables and the verdict
+    torch_column.py  the optional PyTorch column (torch imported lazily)
+"""

@@ -1,0 +1,217 @@
+"""Everything batch norm, but the fused op itself (``ops/fused.py``): start reading here.
+
+    batch_norm_composed   training-mode batch norm from primitive ops (every step a graph node)
+    batch_norm_fused      the same as one op with a hand-written backward (BatchNormFused)
+    batch_norm_eval       inference-mode batch norm with given statistics, the same two ways
+    batch_norm            torch.nn.functional.batch_norm: batch or running statistics, EMA update
+    BatchNorm1d           the layer: owns γ, β and the running statistics, reads the global flag
+    recompute_bn_stats    population statistics after training (the paper's Algorithm 2)
+
+The composed and the fused batch norm have the same signature and return the same things, and
+are pure functions of their inputs; only ``batch_norm`` touches the running buffers.
+"""
+import numpy as np
+
+from .. import modes
+from ..ops.fused import BatchNormFused, bn_axes, bn_param_shape
+from ..tensor import Tensor
+from .module import Module, Parameter
+
+# --------------------------------------------------------------------------- the two batch norms
+# Both return (y, batch_mean, batch_var): y a Tensor shaped like x, (N, C, ...); the batch mean
+# and the *biased* batch variance as (C,) arrays, for the caller's running statistics.
+
+
+def batch_norm_composed(x, weight, bias, eps=1e-5):
+    """Training-mode batch norm from primitive ops (about 8 graph nodes); see batch_norm_fused."""
+    axes, shape = bn_axes(x), bn_param_shape(x)
+    mean = x.mean(axis=axes, keepdims=True)                # (N, C, ...) -> (1, C, 1...)
+    centred = x - mean                                     # centre first: stable variance
+    var = (centred * centred).mean(axis=axes, keepdims=True)  # biased σ², (1, C, 1...)
+    y = centred / (var + eps).sqrt()                       # x̂, (N, C, ...)
+    if weight is not None:
+        y = y * weight.reshape(shape)                      # γ (C,) -> (1, C, 1...)
+    if bias is not None:
+        y = y + bias.reshape(shape)                        # β (C,) -> (1, C, 1...)
+    return y, mean.data.reshape(-1), var.data.reshape(-1)
+
+
+def batch_norm_fused(x, weight, bias, eps=1e-5):
+    """Training-mode batch norm as one op with a hand-written backward (ops/fused.py).
+
+    y = γ (x - μ) / sqrt(σ² + eps) + β with μ, σ² (biased) per channel C over N and every
+    position. x: (N, C), (N, C, L) or (N, C, H, W); weight, bias: (C,) Tensors or None.
+    """
+    return BatchNormFused.apply(x, weight, bias, eps)
+
+
+def batch_norm_eval(x, mean, var, weight, bias, eps=1e-5, fused=True):
+    """Inference-mode batch norm with given statistics (arrays (C,)); the same two ways.
+
+    composed: the textbook (x - mean) / sqrt(var + eps) · γ + β, four elementwise nodes.
+    fused: folded into one affine map, x · scale + shift with scale = γ / sqrt(var + eps) and
+    shift = β - mean · scale (a (C,) computation), then two elementwise nodes over x.
+    """
+    shape = bn_param_shape(x)
+    weight = None if weight is None else weight.reshape(shape)   # (C,) -> (1, C, 1...)
+    bias = None if bias is None else bias.reshape(shape)
+    mean, inv_std = mean.reshape(shape), 1.0 / np.sqrt(var.reshape(shape) + eps)
+    if not fused:
+        y = (x - mean) * inv_std
+        y = y if weight is None else y * weight
+        return y if bias is None else y + bias
+    scale = inv_std if weight is None else weight * inv_std     # a Tensor when γ is learned
+    shift = -mean * scale if bias is None else bias - mean * scale
+    return x * scale + shift
+
+
+# --------------------------------------------------------------------------- the functional form
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5, fused=True):
+    """torch.nn.functional.batch_norm: normalise x (N, C, ...) per channel C.
+
+    training=True: batch statistics over N and every position (n = N·L or N·H·W values per
+    channel); if the running buffers (ndarrays (C,)) are given they are updated in place:
+    running = (1 - momentum) * running + momentum * batch, with the *unbiased* batch variance
+    (n / (n - 1) times the biased one) fed to running_var.
+    training=False: normalise with running_mean / running_var; nothing changes.
+    """
+    channels = _bn_channels(x, running_mean, running_var, weight, bias)
+    if training:
+        n = x.size // channels
+        if n < 2:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input of "
+                             f"shape {x.shape} ({n} value per channel)")
+        normalise = batch_norm_fused if fused else batch_norm_composed
+        y, mean, var = normalise(x, weight, bias, eps)
+        if running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+        if running_var is not None:
+            running_var *= 1 - momentum
+            running_var += momentum * n / (n - 1) * var
+        return y
+    if running_mean is None or running_var is None:
+        raise ValueError("batch_norm: running_mean and running_var are required when training=False")
+    return batch_norm_eval(x, running_mean, running_var, weight, bias, eps, fused)
+
+
+def _bn_channels(x, running_mean, running_var, weight, bias):
+    """The one check of a batch norm call: x (N, C, ...) against the per-channel arrays and
+    their dtype. Returns C."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"batch_norm expects a Tensor input, got {type(x).__name__}")
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm expects input of shape (N, C, ...), got {x.ndim}-D input of "
+                         f"shape {x.shape}")
+    for name, ref in (("running_mean", running_mean), ("running_var", running_var),
+                      ("weight", weight), ("bias", bias)):
+        if ref is None:
+            continue
+        if ref.shape != (x.shape[1],):
+            raise ValueError(f"batch_norm: input has C={x.shape[1]} channels (shape {x.shape}) but "
+                             f"{name} has shape {ref.shape}")
+        if ref.dtype != x.dtype:
+            raise TypeError(f"batch_norm has {ref.dtype} parameters but got input of dtype {x.dtype} "
+                            f"({name}); convert the input or call .to({x.dtype}) on the model")
+    return x.shape[1]
+
+
+# --------------------------------------------------------------------------- the layer
+class BatchNorm1d(Module):
+    """Batch normalisation over (N, C) or (N, C, L) input, statistics per channel C.
+
+    Training (global flag on): y = γ (x - μ_B) / sqrt(σ²_B + eps) + β with the batch mean μ_B and
+    the *biased* batch variance σ²_B; then, if ``track_running_stats``,
+        running_mean = (1 - momentum) · running_mean + momentum · μ_B
+        running_var  = (1 - momentum) · running_var  + momentum · σ²_B · n/(n-1)   (unbiased)
+    (other texts write decay · running + (1 - decay) · batch, with decay = 1 - momentum).
+    ``momentum=None``: a cumulative average, factor 1/num_batches_tracked.
+    Eval (flag off): normalise with the running statistics; nothing is updated. Without
+    ``track_running_stats`` the buffers are None and batch statistics are used in both modes.
+    ``fused=True``: one op with a hand-written backward; ``fused=False``: primitive ops.
+    """
+
+    ranks = (2, 3)                     # the input ranks this layer accepts
+    layout = "(N, {C}) or (N, {C}, L)"
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
+                 fused=True, dtype=None):
+        super().__init__()
+        dtype = np.dtype(dtype or np.float32)
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats, self.fused = affine, track_running_stats, fused
+        if affine:
+            self.weight = Parameter(np.ones(num_features, dtype=dtype))
+            self.bias = Parameter(np.zeros(num_features, dtype=dtype))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
+            self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
+            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
+        else:
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                self.register_buffer(name, None)
+
+    def reset_running_stats(self):
+        if self.track_running_stats:
+            self.running_mean[...] = 0
+            self.running_var[...] = 1
+            self.num_batches_tracked[...] = 0
+
+    def forward(self, x):
+        if x.ndim not in self.ranks or x.shape[1] != self.num_features:  # the layer's contract;
+            # batch_norm checks x against the arrays it is given (dtype, their shapes)
+            layout = self.layout.format(C=self.num_features)
+            raise ValueError(f"{type(self).__name__}({self.num_features}) expected input of shape "
+                             f"{layout}, got shape {x.shape}")
+        use_batch_stats = modes.is_training() or not self.track_running_stats
+        update = modes.is_training() and self.track_running_stats
+        factor = 0.0
+        if update:
+            batches = int(self.num_batches_tracked) + 1
+            factor = 1.0 / batches if self.momentum is None else self.momentum
+        y = batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                       training=use_batch_stats, momentum=factor, eps=self.eps, fused=self.fused)
+        if update:  # counted only after batch_norm succeeded: a rejected batch changes nothing
+            self.num_batches_tracked += 1
+        return y
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}, fused={self.fused}")
+
+
+# --------------------------------------------------------------------------- after training
+def recompute_bn_stats(model, batches):
+    """Replace every BatchNorm1d's running statistics by population statistics (the original
+    paper's Algorithm 2): mean of batch means and mean of *unbiased* batch variances over
+    ``batches`` (arrays X, or (X, y) pairs; Tensors or ndarrays), weighted by batch size.
+
+    Runs forward in training mode under no_grad. Batch b of size n_b is folded in with momentum
+    n_b / (n_1 + ... + n_b), which leaves exactly the size-weighted average. The global flag
+    and each layer's momentum are restored afterwards. Returns the number of batches used.
+    """
+    layers = [m for m in model.modules() if isinstance(m, BatchNorm1d) and m.track_running_stats]
+    momenta = [m.momentum for m in layers]
+    for m in layers:
+        m.reset_running_stats()
+    seen, count = 0, 0
+    try:
+        with modes.no_grad(), modes.train_mode():
+            for batch in batches:
+                x = batch[0] if isinstance(batch, (tuple, list)) else batch
+                x = x if isinstance(x, Tensor) else Tensor(x)
+                seen += x.shape[0]
+                for m in layers:
+                    m.momentum = x.shape[0] / seen
+                model(x)
+                count += 1
+    finally:
+        for m, momentum in zip(layers, momenta):
+            m.momentum = momentum
+    if count == 0:
+        raise ValueError("recompute_bn_stats: no batches were given")
+    return count
