@@ -3,10 +3,9 @@
 Every operator and method below calls one op explicitly (``Add.apply(self, other)``), so
 grep finds each definition. Tensor itself computes nothing: ops live in ``minigrad/ops``, the
 graph node in ``autograd/function.py``, the backward pass in ``autograd/engine.py``.
+In-place updates (``+= -= *= /=``, ``t[i] = v``) change ``.data`` and bump the tensor's version,
+which backward checks for every tensor an op saved (see ``_check_in_place``).
 """
-import math
-import numbers
-
 import numpy as np
 
 from . import modes
@@ -21,20 +20,26 @@ def _wrap(data, requires_grad):
     t._ctx = None
     t._hooks = None
     t._retains_grad = False
+    t._version = [0]   # a cell, so that views of one array (detach) can share one counter
     return t
 
 
 def _as_array(data, dtype):
-    """Python floats/ints (and lists of them) -> float32; numpy arrays keep their dtype."""
+    """Python floats/ints (and lists of them) -> float32; numpy arrays keep their dtype.
+    Anything that is not numbers (strings, None, objects) is refused with a TypeError."""
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:
-        return np.array(data, dtype=dtype)
-    if isinstance(data, (np.ndarray, np.generic)):
-        return np.array(data)
-    array = np.array(data)
-    if array.dtype.kind in "iuf":  # Python numbers: float32 by default, as in PyTorch
-        array = array.astype(np.float32)
+        array = np.array(data, dtype=dtype)
+    elif isinstance(data, (np.ndarray, np.generic)):
+        array = np.array(data)
+    else:
+        array = np.array(data)
+        if array.dtype.kind in "iuf":  # Python numbers: float32 by default, as in PyTorch
+            array = array.astype(np.float32)
+    if array.dtype.kind not in "biufc":
+        raise TypeError(f"tensor: expected numbers (a number, nested lists of numbers or a numeric "
+                        f"array), got {type(data).__name__} {data!r:.60} (dtype {array.dtype})")
     return array
 
 
@@ -56,7 +61,8 @@ class Tensor:
     produced it (None for leaves).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_hooks", "_retains_grad", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_hooks", "_retains_grad", "_version",
+                 "__weakref__")
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operators
 
     def __init__(self, data, requires_grad=False, dtype=None):
@@ -66,6 +72,7 @@ class Tensor:
         self._ctx = None
         self._hooks = None
         self._retains_grad = False
+        self._version = [0]
         if requires_grad:
             self.requires_grad_(True)
 
@@ -108,7 +115,13 @@ class Tensor:
         return f"tensor({body}{extra})"
 
     def __bool__(self):
-        return bool(self.data)
+        return bool(self.data)   # numpy's rule: one element, else ValueError (ambiguous)
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
 
     def __array__(self, dtype=None, copy=None):
         return self.data if dtype is None else self.data.astype(dtype)
@@ -155,17 +168,73 @@ class Tensor:
         return handle
 
     def detach(self):
-        """A new leaf sharing this tensor's memory, cut off from the graph.
+        """A new leaf sharing this tensor's memory (and its version counter), cut off from the graph.
 
         Its ``.data`` is a new view object: the engine recognises saved inputs by array identity
         (``Context.differentiable``), so ``x * x.detach()`` must not look like ``x * x``."""
-        return _wrap(self.data.view(), False)
+        t = _wrap(self.data.view(), False)
+        t._version = self._version          # an in-place update of either is one of both
+        return t
 
     def numpy(self):
         return self.data
 
     def item(self):
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"only one element tensors can be converted to Python scalars; this "
+                             f"tensor has shape {self.shape}")
         return self.data.item()
+
+    # ----------------------------------------------------------------- in place
+    # PyTorch's rules: in place on .data, bumping the version counter (backward refuses a tensor
+    # an op saved at an older version). Allowed on tensors that need no grad, and on any tensor
+    # under no_grad (an optimizer's update). While recording, a leaf that requires grad is refused
+    # (as in PyTorch), and so is a tensor inside a graph: minigrad does not record in-place ops.
+    def __iadd__(self, other):
+        self._check_in_place(other, "+=")
+        np.add(self.data, _data(other), out=self.data)
+        self._version[0] += 1
+        return self
+
+    def __isub__(self, other):
+        self._check_in_place(other, "-=")
+        np.subtract(self.data, _data(other), out=self.data)
+        self._version[0] += 1
+        return self
+
+    def __imul__(self, other):
+        self._check_in_place(other, "*=")
+        np.multiply(self.data, _data(other), out=self.data)
+        self._version[0] += 1
+        return self
+
+    def __itruediv__(self, other):
+        self._check_in_place(other, "/=")
+        np.true_divide(self.data, _data(other), out=self.data)
+        self._version[0] += 1
+        return self
+
+    def __setitem__(self, index, value):
+        self._check_in_place(value, "item assignment")
+        self.data[_index_data(index)] = _data(value)
+        self._version[0] += 1
+
+    def _check_in_place(self, other, what):
+        """Refuse, before touching anything, an in-place update that would need recording."""
+        if not modes.local.grad_enabled:
+            return
+        if self.requires_grad and self.is_leaf:
+            raise RuntimeError(f"a leaf Tensor that requires grad is being used in an in-place "
+                               f"operation ({what}); update it under `with mg.no_grad():`, as an "
+                               f"optimizer does")
+        if self.requires_grad:
+            raise RuntimeError(f"in-place {what} on a tensor inside a graph (made by "
+                               f"{self._ctx.fn.__name__}): minigrad does not record in-place ops; "
+                               f"write `t = t + ...` instead")
+        if isinstance(other, Tensor) and other.requires_grad:
+            raise RuntimeError(f"in-place {what} with an operand that requires grad: minigrad does "
+                               f"not record in-place ops; write `t = t + other` instead")
 
     # ----------------------------------------------------------------- arithmetic
     def __add__(self, other):
@@ -196,15 +265,10 @@ class Tensor:
         return elementwise.Neg.apply(self)
 
     def __pow__(self, exponent):
-        if isinstance(exponent, numbers.Number):
-            return elementwise.Pow.apply(self, p=exponent)
-        return (self.log() * exponent).exp()  # x ** t = exp(t log x), for x > 0
+        return elementwise.Pow.apply(self, exponent)
 
     def __rpow__(self, base):
-        # b ** t = exp(t log b), for b > 0; a Python number's log stays a Python float, so the
-        # result keeps this tensor's dtype (np.log(2.0) is a float64 scalar: float32 -> float64)
-        log_base = math.log(base) if isinstance(base, (int, float)) else np.log(base)
-        return (self * log_base).exp()
+        return elementwise.Pow.apply(base, self)
 
     def __matmul__(self, other):
         return matmul(self, other)
@@ -322,10 +386,10 @@ def _root_grad(root, grad, create_graph):
             raise RuntimeError(f"grad can be implicitly created only for one-element tensors; this "
                                f"tensor has shape {root.shape}: pass backward(grad) of that shape")
         grad = np.ones_like(root.data)
-    elif isinstance(grad, Tensor):
-        grad = grad if create_graph else grad.data
+    elif isinstance(grad, Tensor) and create_graph:
+        pass                                     # part of the graph being recorded
     else:
-        grad = np.array(grad, dtype=root.dtype)  # a copy: .grad must not alias the caller's array
+        grad = np.array(_data(grad), dtype=root.dtype)  # a copy: .grad must not alias the caller's
     if tuple(grad.shape) != root.shape:
         raise ValueError(f"backward: grad has shape {tuple(grad.shape)} but the tensor has shape {root.shape}")
     if create_graph and not isinstance(grad, Tensor):

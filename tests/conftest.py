@@ -7,13 +7,15 @@ import pytest
 
 from minigrad import modes
 
-FLAGS = ("grad_enabled", "training", "anomaly", "trace")
+FLAGS = ("training", "anomaly", "trace")   # process-wide; grad mode is per thread
 
 
 @pytest.fixture(autouse=True)
 def restore_modes():
-    """Put every global flag back after each test, so no test can leak a mode into the next."""
+    """Put every flag back after each test, so no test can leak a mode into the next."""
     saved = {name: getattr(modes, name) for name in FLAGS}
+    grad_enabled = modes.local.grad_enabled
     yield
     for name, value in saved.items():
         setattr(modes, name, value)
+    modes.local.grad_enabled = grad_enabled

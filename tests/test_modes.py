@@ -145,3 +145,73 @@ def test_primitive_ops_ignore_the_training_flag():
         evaluated = (x * x).exp()
     np.testing.assert_array_equal(evaluated.data, train)
     assert evaluated.requires_grad                    # eval mode does not turn off recording
+
+
+# ------------------------------------------------------------------ grad mode is per thread
+def test_another_threads_no_grad_does_not_switch_off_this_threads_graph():
+    import threading
+    inside, release = threading.Event(), threading.Event()
+
+    def worker():
+        with mg.no_grad():
+            inside.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        assert inside.wait(5)
+        x = mg.tensor(np.ones(3), requires_grad=True)
+        y = x * 2                                     # recorded here, whatever the worker does
+        assert mg.is_grad_enabled() and y.requires_grad and y.grad_fn is not None
+    finally:
+        release.set()
+        thread.join(5)
+
+
+def test_overlapping_no_grad_blocks_in_threads_leave_grad_mode_on():
+    import threading
+    barrier = threading.Barrier(2)
+    seen = []
+
+    @mg.no_grad()
+    def decorated():
+        barrier.wait(5)                           # both threads inside at once
+        seen.append(mg.is_grad_enabled())
+
+    def worker(first):
+        if first:
+            with mg.no_grad():
+                barrier.wait(5)
+                seen.append(mg.is_grad_enabled())
+        else:
+            decorated()
+        seen.append(("after", mg.is_grad_enabled()))
+
+    threads = [threading.Thread(target=worker, args=(k == 0,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert sorted(map(str, seen)) == sorted(map(str, [False, False, ("after", True), ("after", True)]))
+    assert mg.is_grad_enabled()
+
+
+def test_a_new_thread_starts_with_grad_enabled_even_if_this_one_has_it_off():
+    import threading
+    result = []
+    with mg.no_grad():
+        thread = threading.Thread(target=lambda: result.append(mg.is_grad_enabled()))
+        thread.start()
+        thread.join(5)
+    assert result == [True]
+
+
+def test_the_train_flag_is_one_flag_for_all_threads():
+    import threading
+    result = []
+    with mg.eval_mode():
+        thread = threading.Thread(target=lambda: result.append(mg.is_training()))
+        thread.start()
+        thread.join(5)
+    assert result == [False]                     # global by design (see the README)

@@ -184,3 +184,30 @@ def test_boolean_tensor_as_a_mask_and_as_a_factor():
 def test_tensors_hash_by_identity():
     a, b = mg.tensor([1.0]), mg.tensor([1.0])
     assert len({a, b, a}) == 2
+
+
+@pytest.mark.parametrize("bad", ["abc", None, [object()], np.array([1, "a"], dtype=object), {"a": 1}])
+def test_construction_refuses_what_is_not_numbers(bad):
+    with pytest.raises(TypeError, match="expected numbers"):
+        mg.tensor(bad)
+
+
+def test_python_scalar_conversions_of_one_element_tensors():
+    t = mg.tensor([[2.5]], requires_grad=True)
+    assert float(t) == 2.5 and int(t) == 2 and bool(t) is True and t.item() == 2.5
+    assert np.asarray(t) is t.data
+    many = mg.tensor([1.0, 2.0])
+    for convert in (float, int, lambda u: u.item()):
+        with pytest.raises(ValueError, match="only one element tensors"):
+            convert(many)
+    with pytest.raises(ValueError):
+        bool(many)                                 # ambiguous, as numpy and torch say
+
+
+def test_requires_grad_can_be_switched_off_on_a_leaf_only():
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    assert x.requires_grad_(False) is x and not x.requires_grad
+    assert not (x * 2).requires_grad
+    y = mg.tensor([1.0], requires_grad=True) * 2
+    with pytest.raises(RuntimeError, match="leaf"):
+        y.requires_grad_(False)

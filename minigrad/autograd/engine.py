@@ -10,6 +10,7 @@ import numpy as np
 from .. import modes
 from ..tensor import Tensor, _root_grad, _wrap
 from .anomaly import check_finite
+from .function import check_versions
 
 RELEASED = ("Trying to backward through the graph a second time (or to use a graph whose saved "
             "arrays were already freed). Pass retain_graph=True to the first backward() if you "
@@ -72,7 +73,7 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
     wanted = None if capture is None else {id(t) for t in capture}
     captured, stored = {}, set()   # stored: ids of arrays already some tensor's .grad
     trace, anomaly = modes.trace, modes.anomaly   # read once, not once per node
-    previous, modes.grad_enabled = modes.grad_enabled, create_graph
+    previous, modes.local.grad_enabled = modes.local.grad_enabled, create_graph
     try:
         for t in order:
             grad = grads.pop(id(t), None)
@@ -84,6 +85,10 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
                 for hook in list(t._hooks.values()):
                     replaced = hook(grad)
                     if replaced is not None:
+                        if tuple(replaced.shape) != tuple(grad.shape):
+                            raise RuntimeError(f"hook {getattr(hook, '__name__', hook)!r} returned a "
+                                               f"gradient of shape {tuple(replaced.shape)} for a tensor "
+                                               f"of shape {tuple(grad.shape)}: a hook may not change it")
                         grad = replaced
             ctx = t._ctx
             if wanted is not None:
@@ -94,6 +99,8 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
             if ctx is None:
                 continue
             fn = ctx.fn
+            if ctx.versions is not None:
+                check_versions(ctx, t)
             if create_graph:  # the same backward on Tensors: the backward pass is recorded
                 input_grads = fn.backward(ctx.differentiable(t),
                                           grad if isinstance(grad, Tensor) else _wrap(grad, False))
@@ -121,8 +128,9 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
             if not retain_graph:
                 ctx.saved_tensors = None
                 ctx.parents = None
+                ctx.versions = None
     finally:
-        modes.grad_enabled = previous
+        modes.local.grad_enabled = previous
     if capture is not None:
         return [captured.get(id(t)) for t in capture]
     return None

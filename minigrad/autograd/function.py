@@ -20,8 +20,9 @@ class Context:
     ``parents[i]``: the i-th input Tensor if it requires grad, else None; set when the op is
     recorded, and released (None) after backward, like ``saved_tensors``.
     ``saved_tensors``: what forward passed to ``save_for_backward`` (arrays, None or numbers);
-    backward reads it, as in PyTorch. Hyperparameters (axis, eps, ...) are attributes that
-    forward sets (``ctx.axis = axis``).
+    backward reads it, as in PyTorch. ``versions``: for each saved array that is a Tensor's data,
+    (that Tensor or None for the output, its version then), which backward checks.
+    Hyperparameters (axis, eps, ...) are attributes that forward sets (``ctx.axis = axis``).
     """
 
     def __init__(self, fn, needs_input_grad):
@@ -29,6 +30,7 @@ class Context:
         self.needs_input_grad = needs_input_grad
         self.parents = None
         self.saved_tensors = ()
+        self.versions = None
 
     def save_for_backward(self, *arrays):
         self.saved_tensors = arrays
@@ -99,9 +101,9 @@ class Function:
                 arrays.append(x)
                 needs.append(False)
                 plain = plain or type(x) is np.ndarray
-        record = any_needs and modes.grad_enabled
-        if record and plain:
-            arrays = unalias(inputs, arrays)
+        record = any_needs and modes.local.grad_enabled
+        if record and plain:   # the graph keeps its own copy: the caller may change theirs later
+            arrays = [a.copy() if type(a) is np.ndarray else a for a in arrays]
         ctx = Context(cls, needs)
         try:
             out = cls.forward(ctx, *arrays, **params)
@@ -113,9 +115,13 @@ class Function:
         if type(out) is not np.ndarray:
             out = np.asarray(out)  # reductions to 0-d return numpy scalars
         result = _wrap(out, record)
+        if out.base is not None:       # a view (reshape, transpose, indexing) of an input:
+            share_version(result, inputs)   # an in-place update of one is an update of both
         if record:
             ctx.parents = tuple([x if n else None for x, n in zip(inputs, needs)])
             result._ctx = ctx
+            if ctx.saved_tensors:
+                ctx.versions = saved_versions(ctx.saved_tensors, inputs, out)
         if modes.anomaly:
             if record:
                 ctx.site = creation_site()
@@ -126,10 +132,37 @@ class Function:
         return result
 
 
-def unalias(inputs, arrays):
-    """A plain array that *is* a differentiable input's data (``x * x.data``) gets its own view
-    object: ``Context.differentiable`` matches saved arrays to inputs by identity, and it is a
-    constant."""
-    owned = {id(x.data) for x in inputs if isinstance(x, Tensor) and x.requires_grad}
-    return [a.view() if not isinstance(x, Tensor) and id(a) in owned else a
-            for x, a in zip(inputs, arrays)]
+def saved_versions(saved, inputs, out):
+    """[(Tensor or None for the output, version)] for the saved arrays that are a Tensor's data,
+    or None: what backward must find unchanged. Arrays the op made itself are its own."""
+    found = []
+    for a in saved:
+        if a is out:
+            found.append((None, 0))            # the output itself (Exp saves y)
+            continue
+        for x in inputs:
+            if isinstance(x, Tensor) and x.data is a:
+                found.append((x, x._version[0]))
+                break
+    return found or None
+
+
+def share_version(result, inputs):
+    """Give ``result`` (whose array views another) the version cell of the input it views."""
+    owner = result.data.base
+    for x in inputs:
+        if isinstance(x, Tensor) and (x.data is owner or x.data.base is owner):
+            result._version = x._version
+            return
+
+
+def check_versions(ctx, output):
+    """Raise, naming the op, if a tensor it saved was changed in place since (PyTorch's check)."""
+    for tensor, version in ctx.versions:
+        tensor = output if tensor is None else tensor
+        if tensor._version[0] != version:
+            raise RuntimeError(
+                f"one of the tensors {ctx.fn.__name__} saved for backward has been modified by an "
+                f"in-place operation: a {tensor.dtype} tensor of shape {tensor.shape} is at version "
+                f"{tensor._version[0]}; expected version {version} instead. Update it after "
+                f"backward, or use an out-of-place op (t = t + 1)")

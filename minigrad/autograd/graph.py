@@ -12,7 +12,11 @@ from .engine import topological_order
 
 def tensors(tensor):
     """Every Tensor in the graph behind ``tensor`` (leaves and op outputs), inputs first."""
-    return topological_order([tensor])[::-1]  # the engine's order is the backward order
+    try:
+        return topological_order([tensor])[::-1]  # the engine's order is the backward order
+    except RuntimeError:                          # a node whose links backward released
+        raise RuntimeError("the graph behind this tensor was freed by backward(); to look at it "
+                           "afterwards, pass retain_graph=True to backward()") from None
 
 
 def nodes(tensor):

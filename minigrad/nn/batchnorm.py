@@ -10,6 +10,9 @@
 The composed and the fused batch norm have the same signature and return the same things, and
 are pure functions of their inputs; only ``batch_norm`` touches the running buffers.
 """
+import math
+import numbers
+
 import numpy as np
 
 from .. import modes
@@ -118,6 +121,19 @@ def _bn_channels(x, running_mean, running_var, weight, bias):
 
 
 # --------------------------------------------------------------------------- the layer
+def check_bn_args(layer, num_features, eps, momentum):
+    """A batch-norm layer's constructor arguments: C >= 1, eps > 0, momentum None or in [0, 1]."""
+    if isinstance(num_features, bool) or not isinstance(num_features, numbers.Integral) or num_features < 1:
+        raise ValueError(f"{layer}: num_features must be a positive integer, got {num_features!r}")
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < math.inf:
+        raise ValueError(f"{layer}: eps must be a positive number (it keeps 1/sqrt(var + eps) "
+                         f"finite), got {eps!r}")
+    if momentum is not None and (isinstance(momentum, bool) or not isinstance(momentum, numbers.Real)
+                                 or not 0 <= momentum <= 1):
+        raise ValueError(f"{layer}: momentum must be None (a cumulative average) or a number in "
+                         f"[0, 1], got {momentum!r}")
+
+
 class BatchNorm1d(Module):
     """Batch normalisation over (N, C) or (N, C, L) input, statistics per channel C.
 
@@ -138,6 +154,7 @@ class BatchNorm1d(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
                  fused=True, dtype=None):
         super().__init__()
+        check_bn_args(type(self).__name__, num_features, eps, momentum)
         dtype = np.dtype(dtype or np.float32)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats, self.fused = affine, track_running_stats, fused

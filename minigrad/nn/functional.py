@@ -4,12 +4,14 @@ Pure functions of their arguments (only ``batch_norm`` updates the running buffe
 given), each the one place that validates its arguments. Batch norm lives in ``batchnorm.py``
 (composed and fused side by side); it is re-exported here under torch.nn.functional's names.
 """
+import numbers
+
 import numpy as np
 
 from .. import modes
 from ..ops.fused import CrossEntropy
 from ..ops.linalg import Affine
-from ..tensor import Tensor
+from ..tensor import Tensor, _wrap
 from .batchnorm import batch_norm, batch_norm_composed, batch_norm_eval, batch_norm_fused  # noqa: F401
 
 
@@ -33,19 +35,22 @@ def relu(x):
 
 
 def check_probability(p):
-    """Dropout's p must lie in [0, 1); the layer and the function share this one check."""
-    if not 0 <= p < 1:
-        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    """Dropout's p must be a number in [0, 1]; the layer and the function share this one check."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p!r}")
     return p
 
 
 def dropout(x, p=0.5, training=True):
-    """Inverted dropout: zero each entry with probability p, scale the rest by 1/(1-p)."""
+    """Inverted dropout: zero each entry with probability p, scale the rest by 1/(1-p).
+    p = 1 zeroes everything (as in PyTorch)."""
     check_probability(p)
     if not training or p == 0:
         return x
+    if p == 1:
+        return x * 0
     keep = (modes.rng.random(x.shape) >= p).astype(x.dtype) / (1 - p)  # a constant mask
-    return x * keep
+    return x * _wrap(keep, False)          # a Tensor of our own: the graph needs no copy of it
 
 
 # --------------------------------------------------------------------------- losses

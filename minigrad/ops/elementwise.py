@@ -5,6 +5,8 @@ and the engine sums them down to each input's shape (``engine.unbroadcast``), so
 un-broadcasts. Backward formulas use only operators, so they also run on Tensors
 (``create_graph=True``).
 """
+import math
+
 import numpy as np
 
 from ..autograd.function import Function
@@ -79,20 +81,40 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """y = x ** p  (p a constant number);   dx = dy * p * x ** (p - 1)"""
+    """y = a ** b;   da = dy · b · a^(b-1)  (0 where b = 0),   db = dy · y · log a  (0 where a = 0)
+
+    a or b may be a constant (a number or an array). The masks are PyTorch's: 0 ** 0 = 1 has
+    da = 0 and db = 0, and d(x²)/dx at 0 is 0, where exp(b log a) would give NaN; a negative a
+    with an integral b is fine ((-2) ** 2 = 4), and only db is NaN there (log of a negative).
+    The masks enter as exponents and arguments (a^(b-1+[b=0]), log(a+[a=0])), never as a
+    product with inf, so second derivatives stay finite too.
+    """
 
     @staticmethod
-    def forward(ctx, x, p):
-        ctx.save_for_backward(x)
-        ctx.p = p
-        return x ** p
+    def forward(ctx, a, b):
+        y = np.power(a, b)
+        ctx.save_for_backward(a, b, y)
+        return y
 
     @staticmethod
     def backward(ctx, grad_y):
-        (x,) = ctx.saved_tensors
-        if ctx.p == 0:
-            return grad_y * 0  # x ** 0 is constant; p · x ** -1 would give 0 · inf = NaN at x = 0
-        return grad_y * ctx.p * x ** (ctx.p - 1)
+        a, b, y = ctx.saved_tensors
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_a = grad_y * b * a ** (b - 1 + (b == 0))      # at b = 0: b · a¹ = 0
+        if ctx.needs_input_grad[1]:
+            grad_b = grad_y * y * log(a + (a == 0))            # at a = 0: y · log 1 = 0
+        return grad_a, grad_b
+
+
+def log(x):
+    """log on an array (NaN for negatives, silently), a number or a Tensor (the Log op)."""
+    if isinstance(x, np.ndarray):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.log(x)
+    if isinstance(x, (int, float, np.generic)):
+        return math.log(x) if x > 0 else (-math.inf if x == 0 else math.nan)
+    return Log.apply(x)
 
 
 class Exp(Function):

@@ -77,7 +77,8 @@ class BatchNormFused(Function):
     #   With dx̂ = γ dy:  dx = (γ inv_std / n) · (n dy - Σ dy - x̂ Σ dy·x̂).
     # The code keeps x - μ rather than x̂, so it uses Σ dy·x̂ = inv_std Σ dy·(x - μ) and
     #   dx = γ inv_std · (dy - Σ dy / n - (x - μ) · k),   k = inv_std² Σ dy·(x - μ) / n,
-    # with the (C,)-sized factors computed first, so each pass over x is one in-place update.
+    # with the (C,)-sized factors computed first, so on arrays each pass over x is one in-place
+    # update; Tensors (create_graph) evaluate the same line out of place.
     @staticmethod
     def backward(ctx, grad_y):
         x_mu, inv_std, weight = ctx.saved_tensors
@@ -87,10 +88,15 @@ class BatchNormFused(Function):
         grad_x = None
         if ctx.needs_input_grad[0]:
             k = inv_std * inv_std * sum_dy_xmu.reshape(shape) / n     # (1, C, 1...)
-            grad_x = x_mu * -k              # fresh, so each update below is in place on arrays
-            grad_x += grad_y                # (a Tensor rebinds instead: the same code)
-            grad_x -= sum_dy.reshape(shape) / n
-            grad_x *= inv_std if weight is None else weight.reshape(shape) * inv_std  # γ inv_std
+            mean_dy = sum_dy.reshape(shape) / n                       # Σ dy / n     (1, C, 1...)
+            scale = inv_std if weight is None else weight.reshape(shape) * inv_std   # γ inv_std
+            if isinstance(grad_y, np.ndarray):
+                grad_x = x_mu * -k          # fresh, so each update below is in place
+                grad_x += grad_y
+                grad_x -= mean_dy
+                grad_x *= scale
+            else:                           # Tensors: the same line, recorded out of place
+                grad_x = (grad_y - mean_dy - x_mu * k) * scale
         # (C,) arrays of their own, not views, which the engine would copy before storing
         grad_w = sum_dy_xmu * inv_std.reshape(-1) if ctx.needs_input_grad[1] else None  # Σ dy·x̂
         grad_b = sum_dy if ctx.needs_input_grad[2] else None                            # Σ dy
@@ -135,12 +141,11 @@ class CrossEntropy(Function):
         n = probs.shape[0]
         onehot = np.zeros(probs.shape, dtype=probs.dtype)
         onehot[np.arange(n), ctx.target] = 1
-        grad_z = probs - onehot                      # (N, K), fresh: *= is in place on arrays
         if ctx.reduction == "none":
-            grad_z *= grad_y.reshape(n, 1)           # one upstream value per row
+            upstream = grad_y.reshape(n, 1)          # one upstream value per row
         else:
-            grad_z *= grad_y / n if ctx.reduction == "mean" else grad_y
-        return grad_z, None
+            upstream = grad_y / n if ctx.reduction == "mean" else grad_y
+        return (probs - onehot) * upstream, None
 
     @staticmethod
     def rebuild_saved(ctx, saved):

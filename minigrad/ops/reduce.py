@@ -3,17 +3,24 @@
 Backward puts the reduced axes back (``keep_shape``: size-1 axes where the reduction was) and
 broadcasts the gradient over them, so every input element gets its share.
 """
+import numbers
+
 import numpy as np
 
 from ..autograd.function import Function
 from .shape import broadcast_to
 
 
+def reduced_axes(ndim, axis):
+    """The set of axes a reduction removes: None -> all; an int (numpy's too) or a tuple."""
+    if axis is None:
+        return set(range(ndim))
+    return {a % ndim for a in ((axis,) if isinstance(axis, numbers.Integral) else axis)}
+
+
 def keep_shape(shape, axis):
     """The output shape with keepdims=True: (4, 5, 6), axis=(0, 2) -> (1, 5, 1)."""
-    if axis is None:
-        return (1,) * len(shape)
-    axes = {a % len(shape) for a in ((axis,) if isinstance(axis, int) else axis)}
+    axes = reduced_axes(len(shape), axis)
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
@@ -54,8 +61,10 @@ class Max(Function):
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
-        if x.size == 0:
-            raise ValueError(f"max of an empty array of shape {x.shape}")
+        empty = [a for a in sorted(reduced_axes(x.ndim, axis)) if x.shape[a] == 0]
+        if empty or (x.ndim == 0 and x.size == 0):
+            raise ValueError(f"max over an empty axis: axis {empty} of shape {x.shape} has size 0 "
+                             f"(a maximum of nothing is undefined)")
         y = x.max(axis=axis, keepdims=True)                 # (.., 1, ..): reduced axes kept
         ctx.keep = y.shape
         if ctx.needs_input_grad[0]:  # never for int/bool tensors, whose dtype cannot hold 1/k

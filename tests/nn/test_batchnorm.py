@@ -592,3 +592,50 @@ def test_functional_batch_norm_errors():
         F.batch_norm(mg.tensor(np.ones((1, C))), np.zeros(C), np.ones(C), training=True)
     with pytest.raises(TypeError, match="Tensor input"):
         F.batch_norm(np.ones((4, C)), np.zeros(C), np.ones(C))
+
+
+# ------------------------------------------------------------------ BN as the first layer
+@pytest.mark.parametrize("shape", [(6, C), (4, C, 5)], ids=["NC", "NCL"])
+def test_fused_gamma_and_beta_gradients_when_x_needs_no_grad(shape):
+    """Batch norm as a first layer: x is data; only γ and β learn, and their gradients must
+    match the composed batch norm's (the fused op skips dx then)."""
+    rng = np.random.default_rng(21)
+    x = mg.tensor(rng.standard_normal(shape))                    # requires_grad=False
+    g = rng.standard_normal(shape)
+    grads = {}
+    for name, bn in (("fused", F.batch_norm_fused), ("composed", F.batch_norm_composed)):
+        w = mg.tensor(rng.uniform(0.5, 2.0, C) if not grads else grads["w0"], requires_grad=True)
+        b = mg.tensor(rng.standard_normal(C) if not grads else grads["b0"], requires_grad=True)
+        grads.setdefault("w0", w.data.copy())
+        grads.setdefault("b0", b.data.copy())
+        bn(x, w, b)[0].backward(g)
+        grads[name] = (w.grad, b.grad)
+    for got, ref in zip(grads["fused"], grads["composed"]):
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+    y_ref, _, _ = reference_bn(x.data, grads["w0"], grads["b0"])
+    x_hat = (y_ref - per_channel(grads["b0"], x.ndim)) / per_channel(grads["w0"], x.ndim)
+    np.testing.assert_allclose(grads["fused"][0], (g * x_hat).sum(axis=channel_axes(x.data)), rtol=1e-10)
+    assert mg.gradcheck(lambda w, b: F.batch_norm_fused(x, w, b)[0],
+                        [mg.tensor(grads["w0"], requires_grad=True), mg.tensor(grads["b0"], requires_grad=True)])
+
+
+# ------------------------------------------------------------------ constructor arguments
+@pytest.mark.parametrize("kwargs, match", [
+    ({"num_features": 0}, "num_features must be a positive integer"),
+    ({"num_features": 2.5}, "num_features must be a positive integer"),
+    ({"eps": 0.0}, "eps must be a positive number"),
+    ({"eps": -1e-5}, "eps must be a positive number"),
+    ({"eps": float("nan")}, "eps must be a positive number"),
+    ({"momentum": 1.5}, r"momentum must be None .* \[0, 1\]"),
+    ({"momentum": -0.1}, r"momentum must be None .* \[0, 1\]"),
+])
+def test_constructor_refuses_nonsense(kwargs, match):
+    args = {"num_features": C, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        nn.BatchNorm1d(**args)
+
+
+def test_constructor_accepts_the_edges():
+    nn.BatchNorm1d(1, momentum=0.0)
+    nn.BatchNorm1d(1, momentum=1.0)
+    nn.BatchNorm1d(1, momentum=None, eps=1e-12)

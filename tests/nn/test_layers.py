@@ -10,6 +10,7 @@ import pytest
 
 import minigrad as mg
 from minigrad import nn
+from minigrad.nn import functional as F
 
 
 def rand(*shape, seed=0, dtype=np.float32):
@@ -207,7 +208,18 @@ def test_dropout_p_zero_is_the_identity_in_training():
         np.testing.assert_array_equal(nn.Dropout(0.0)(x).data, x.data)
 
 
-@pytest.mark.parametrize("p", [-0.1, 1.0, 1.5])
+@pytest.mark.parametrize("p", [-0.1, 1.5, float("nan"), "0.5", True])
 def test_dropout_rejects_probabilities_outside_0_1(p):
-    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+    with pytest.raises(ValueError, match="between 0 and 1"):
         nn.Dropout(p)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        F.dropout(mg.tensor(rand(2, 2)), p)
+
+
+def test_dropout_p_one_zeroes_everything_as_in_pytorch():
+    x = mg.tensor(rand(5, 5), requires_grad=True)
+    with mg.train_mode():
+        y = nn.Dropout(1.0)(x)
+    assert np.all(y.data == 0) and np.isfinite(y.data).all()
+    y.backward(rand(5, 5))
+    assert np.all(x.grad == 0)

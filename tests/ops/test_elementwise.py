@@ -180,3 +180,61 @@ def test_any_broadcast_pair(shapes, which):
     assert y.shape == shapes.result_shape
     np.testing.assert_allclose(y.data, op(a.data, b.data), rtol=1e-12)
     assert mg.gradcheck(op, [a, b])
+
+
+# ------------------------------------------------------------------ pow with a tensor exponent
+def test_pow_negative_base_with_an_integral_tensor_exponent():
+    x = mg.tensor(np.array([-2.0, -3.0]), requires_grad=True)
+    t = mg.tensor(np.array([2.0, 3.0]), requires_grad=True)
+    y = x ** t
+    np.testing.assert_allclose(y.data, [4.0, -27.0])           # not exp(t log x) = NaN
+    y.backward(np.array([1.0, 1.0]))
+    np.testing.assert_allclose(x.grad, [-4.0, 27.0])           # t · x^(t-1)
+    assert np.isnan(t.grad).all()                              # log of a negative, as torch
+
+
+def test_pow_zero_to_the_zero_is_one_with_zero_gradients():
+    x = mg.tensor(np.array([0.0, 0.0]), requires_grad=True)
+    t = mg.tensor(np.array([0.0, 2.0]), requires_grad=True)
+    y = x ** t
+    np.testing.assert_array_equal(y.data, [1.0, 0.0])
+    y.backward(np.array([1.0, 1.0]))
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0])          # d(x²)/dx at 0 is 0, d(x⁰)/dx is 0
+    np.testing.assert_array_equal(t.grad, [0.0, 0.0])          # torch masks x = 0 to 0
+
+
+def test_pow_second_derivative_at_zero_is_finite():
+    x = mg.tensor(np.array([0.0, 1.5]), requires_grad=True)
+    t = mg.tensor(np.array([2.0, 2.0]))
+    (dx,) = mg.grad((x ** t).sum(), [x], create_graph=True)
+    (d2,) = mg.grad(dx.sum(), [x])
+    np.testing.assert_allclose(d2.data, [2.0, 2.0])            # d²(x²)/dx² = 2 everywhere
+
+
+def test_pow_with_tensor_exponent_gradchecks_and_keeps_float32():
+    a = leaf((3, 2), seed=11, low=0.5, high=2.0)
+    b = leaf((3, 2), seed=12, low=-1.5, high=1.5)
+    assert mg.gradcheck(lambda p, q: p ** q, [a, b])
+    assert mg.gradgradcheck(lambda p, q: p ** q, [a, b])
+    assert mg.gradcheck(lambda q: 2.0 ** q, [b])                 # a number as the base
+    assert mg.gradgradcheck(lambda q: 2.0 ** q, [b])
+    x = mg.tensor(np.ones(3, np.float32), requires_grad=True)
+    y = 2.0 ** x + x ** mg.tensor(np.full(3, 2.0, np.float32))
+    y.backward(np.ones(3, np.float32))
+    assert y.dtype == np.float32 and x.grad.dtype == np.float32
+
+
+def test_pow_against_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    base = np.array([-2.0, 0.0, 0.0, 1.5, 3.0, -1.0])
+    exponent = np.array([2.0, 0.0, 3.0, -0.5, 1.25, 3.0])
+    g = rng.standard_normal(6)
+    x, t = mg.tensor(base, requires_grad=True), mg.tensor(exponent, requires_grad=True)
+    (x ** t).backward(g)
+    xt = torch.tensor(base, requires_grad=True)
+    tt = torch.tensor(exponent, requires_grad=True)
+    (xt ** tt).backward(torch.from_numpy(g))
+    np.testing.assert_allclose((x ** t).data, (xt ** tt).detach().numpy())
+    np.testing.assert_allclose(x.grad, xt.grad.numpy(), equal_nan=True)
+    np.testing.assert_allclose(t.grad, tt.grad.numpy(), equal_nan=True)

@@ -113,8 +113,27 @@ def test_reductions_of_a_zero_dimensional_tensor():
 
 
 def test_max_of_an_empty_tensor_raises():
-    with pytest.raises(ValueError, match=r"Max: max of an empty array of shape \(0, 3\)"):
+    with pytest.raises(ValueError, match=r"Max: max over an empty axis: axis \[0\] of shape \(0, 3\)"):
         mg.tensor(np.zeros((0, 3))).max()
+    with pytest.raises(ValueError, match=r"axis \[0\] of shape \(0, 3\)"):
+        mg.tensor(np.zeros((0, 3))).max(axis=0)
+
+
+def test_max_over_a_non_empty_axis_of_an_empty_tensor_is_empty_as_in_pytorch():
+    x = mg.tensor(np.zeros((0, 3)), requires_grad=True)
+    y = x.max(axis=1)                                   # torch.amax(dim=1): shape (0,)
+    assert y.shape == (0,)
+    y.backward(np.zeros(0))
+    assert x.grad.shape == (0, 3)
+
+
+@pytest.mark.parametrize("op", ["sum", "mean", "max"])
+def test_numpy_integer_axes_are_accepted(op):
+    x = mg.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    y = getattr(x, op)(axis=np.int64(1))
+    np.testing.assert_allclose(y.data, getattr(x.data, op)(axis=1))
+    y.backward(np.ones(2))
+    assert x.grad.shape == (2, 3)
 
 
 def test_keep_shape():
@@ -145,3 +164,15 @@ def test_sum_and_mean_any_shape_and_axis(case):
         scale = y.data.size / x.data.size if averages else 1.0      # 1/n, n values per output
         expected = np.broadcast_to(upstream.reshape(keep_shape(shape, axis)), shape) * scale
         np.testing.assert_allclose(x.grad, expected, rtol=1e-12)
+
+
+def test_max_keeps_unreduced_size_one_axes():
+    x = mg.tensor(np.random.default_rng(3).standard_normal((3, 1, 4)), requires_grad=True)
+    y = x.max(axis=2)
+    assert y.shape == (3, 1)                            # the size-1 axis 1 is not squeezed
+    assert x.max(axis=(0, 2), keepdims=True).shape == (1, 1, 1)
+    assert x.max(axis=0).shape == (1, 4)
+    g = np.random.default_rng(4).standard_normal((3, 1))
+    y.backward(g)
+    expected = (x.data == x.data.max(axis=2, keepdims=True)) * g[:, :, None]
+    np.testing.assert_array_equal(x.grad, expected)

@@ -1,0 +1,135 @@
+"""Function.apply and Context: what a recorded op keeps, and the version check at backward.
+
+A saved tensor changed in place after the op saved it makes backward raise (PyTorch's check),
+naming the op; arrays the caller may still change (numpy constants, indices, targets) are the
+graph's own copies, so changing them later changes nothing.
+"""
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad.nn import functional as F
+
+MODIFIED = r"one of the tensors {op} saved for backward has been modified by an in-place operation"
+
+
+def leaf(shape=(3,), seed=0, requires_grad=True):
+    return mg.tensor(np.random.default_rng(seed).uniform(0.5, 2.0, shape), requires_grad=requires_grad)
+
+
+def test_an_input_changed_after_it_was_saved_fails_backward():
+    w = leaf()
+    y = (w * w).sum()
+    with mg.no_grad():
+        w += 10
+    with pytest.raises(RuntimeError, match=MODIFIED.format(op="Mul") + r".*version 1; expected version 0"):
+        y.backward()
+
+
+def test_the_output_changed_after_it_was_saved_fails_backward():
+    x = leaf()
+    y = x.exp()                                    # Exp saves its output
+    z = (y + 2).sum()                              # Add saves nothing
+    with mg.no_grad():
+        y *= 0
+    with pytest.raises(RuntimeError, match=MODIFIED.format(op="Exp")):
+        z.backward()
+
+
+def test_a_constant_tensor_changed_after_it_was_saved_fails_backward():
+    w, c = leaf(), leaf(seed=1, requires_grad=False)
+    y = (w * c).sum()
+    c += 1                                         # allowed: c needs no grad
+    with pytest.raises(RuntimeError, match=MODIFIED.format(op="Mul")):
+        y.backward()
+
+
+def test_a_view_or_a_detached_tensor_shares_the_version():
+    for make_alias in (lambda w: w.detach(), lambda w: w.reshape(3, 1), lambda w: w[1:]):
+        w = leaf()
+        y = (w * w).sum()
+        with mg.no_grad():
+            alias = make_alias(w)
+            alias += 1                             # changes w's memory
+        with pytest.raises(RuntimeError, match=MODIFIED.format(op="Mul")):
+            y.backward()
+
+
+def test_changes_that_backward_does_not_need_are_fine():
+    w = leaf()
+    y = (w + 1).sum()                              # Add saves nothing
+    with mg.no_grad():
+        w += 10
+    y.backward()
+    np.testing.assert_array_equal(w.grad, np.ones(3))
+
+
+def test_the_check_runs_after_the_update_too_with_retain_graph():
+    w = leaf()
+    y = (w * w).sum()
+    y.backward(retain_graph=True)
+    y.backward(retain_graph=True)                  # unchanged: fine twice
+    np.testing.assert_allclose(w.grad, 4 * w.data)
+    with mg.no_grad():
+        w -= 0.1 * w.grad
+    with pytest.raises(RuntimeError, match=MODIFIED.format(op="Mul")):
+        y.backward()
+
+
+def test_the_check_also_guards_create_graph():
+    w = leaf()
+    y = (w * w * w).sum()
+    with mg.no_grad():
+        w += 1
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        mg.grad(y, [w], create_graph=True)
+
+
+def test_numpy_constants_are_copied_when_recorded():
+    w = leaf()
+    c = np.array([1.0, 2.0, 3.0])
+    y = (w * c).sum()
+    c[...] = 100.0                                 # the caller reuses its array
+    y.backward()
+    np.testing.assert_array_equal(w.grad, [1.0, 2.0, 3.0])
+
+
+def test_index_arrays_are_copied_when_recorded():
+    w = leaf((5,))
+    index = np.array([0, 0, 3])
+    y = w[index]
+    index[...] = 4
+    y.backward(np.array([1.0, 2.0, 3.0]))
+    np.testing.assert_array_equal(w.grad, [3.0, 0.0, 0.0, 3.0, 0.0])
+
+
+def test_cross_entropy_targets_are_copied_when_recorded():
+    logits = mg.tensor(np.random.default_rng(0).standard_normal((4, 3)), requires_grad=True)
+    target = np.array([0, 1, 2, 1])
+    loss = F.cross_entropy(logits, target)
+    expected = mg.grad(F.cross_entropy(logits, target.copy()), [logits])[0].data
+    target[...] = 0
+    loss.backward()
+    np.testing.assert_allclose(logits.grad, expected, rtol=1e-12)
+
+
+def test_x_times_its_own_data_is_a_constant_factor():
+    x = leaf()
+    (x * x.data).sum().backward()                  # d/dx (x · c) = c, not 2x
+    np.testing.assert_allclose(x.grad, x.data)
+    x.grad = None
+    (dx,) = mg.grad((x * x.data).sum(), [x], create_graph=True)
+    np.testing.assert_allclose(dx.data, x.data)
+    assert not dx.requires_grad                    # c is a constant: no second derivative
+
+
+def test_context_holds_fn_needs_and_saved_tensors():
+    x, c = leaf(), leaf(seed=1, requires_grad=False)
+    y = x * c
+    ctx = y.grad_fn
+    assert ctx.fn.__name__ == "Mul" and list(ctx.needs_input_grad) == [True, False]
+    assert ctx.parents[0] is x and ctx.parents[1] is None
+    assert ctx.saved_tensors[0] is x.data and ctx.saved_tensors[1] is c.data
+    assert [(t is x, v) for t, v in ctx.versions] == [(True, 0), (False, 0)]
+    y.backward(np.ones(3))
+    assert ctx.saved_tensors is None and ctx.parents is None and ctx.versions is None
