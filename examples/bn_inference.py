@@ -227,34 +227,34 @@ def summarise(history, val_sizes, n_val, batches_per_epoch):
 
 # ------------------------------------------------------------------ command line
 def parse_sizes(text):
+    """"1,2,8,full" -> [1, 2, 8, "full"]: positive batch sizes, "full" for the whole set."""
     try:
-        return [s if s == "full" else int(s) for s in text.split(",") if s]
+        sizes = [s if s == "full" else int(s) for s in text.split(",") if s]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected sizes such as 1,2,8,64,full, got {text!r}") from None
+        sizes = []
+    if not sizes or any(s != "full" and s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(f"expected positive sizes such as 1,2,8,64,full, got {text!r}")
+    return sizes
 
 
 def main(argv=None):
     """Run the study; returns {"history": [per epoch], "single_sample": {...}, "summary": [lines]}."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--hidden", default="128,64", help="hidden widths, comma-separated")
-    p.add_argument("--val-batch-sizes", type=parse_sizes, default="1,2,8,64,full")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--epochs", type=common.number(int, 1), default=10, help="training epochs")
+    p.add_argument("--batch-size", type=common.number(int, 2), default=64,
+                   help="training batch size (batch norm needs 2 or more)")
+    p.add_argument("--lr", type=common.number(float, above=0), default=1e-3, help="Adam's learning rate")
+    p.add_argument("--seed", type=common.number(int, 0), default=0, help="initial weights and shuffling")
+    p.add_argument("--hidden", type=common.parse_widths, default=(128, 64), help="hidden widths, comma-separated")
+    p.add_argument("--val-batch-sizes", type=parse_sizes, default="1,2,8,64,full",
+                   help="validation batch sizes for the batch-statistics rows")
     args = p.parse_args(argv)
-    try:
-        hidden = [int(h) for h in args.hidden.split(",")]
-    except ValueError:
-        p.error(f"--hidden: expected widths such as 128,64, got {args.hidden!r}")
-    if args.epochs < 1 or args.batch_size < 2 or args.seed < 0 or not args.lr > 0 or min(hidden) < 1:
-        p.error("need --epochs >= 1, --batch-size >= 2, --seed >= 0, --lr > 0, positive --hidden")
+    hidden = list(args.hidden)
 
     data = common.digits_split()
     X_train, y_train, X_val, y_val = data
-    val_sizes = sorted({len(y_val) if s == "full" else s for s in args.val_batch_sizes})
-    if not val_sizes or min(val_sizes) < 1:
-        p.error(f"--val-batch-sizes must be positive, got {args.val_batch_sizes}")
+    val_sizes = sorted({len(y_val) if s == "full" else min(s, len(y_val)) for s in args.val_batch_sizes})
     # Two models from the same initial weights, differing only in BN momentum. Training-mode BN
     # normalises by batch statistics alone, so momentum cannot change the training trajectory:
     # the twin gives the cumulative average (4) of exactly the run we study (checked each epoch).

@@ -5,7 +5,9 @@ Each example keeps its lesson (the training loop, the study) in its own file and
 plumbing from here. Invariant: a run is a function of its options; every random choice comes
 from an explicit seed.
 """
+import argparse
 import json
+import math
 import os
 import sys
 
@@ -96,7 +98,58 @@ def progress(total, desc, quiet):
 
 
 # ------------------------------------------------------------------ arguments
-def check_output_paths(parser, args, options=("metrics", "save", "plot")):
+def number(kind=int, minimum=None, maximum=None, above=None):
+    """An argparse ``type``: a number of ``kind`` in range, else a one-line error naming the
+    range and what came (argparse adds the option's name). ``above``: strictly greater."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        ok = value is not None and math.isfinite(value)
+        ok = ok and (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
+        ok = ok and (above is None or value > above)
+        if not ok:
+            raise argparse.ArgumentTypeError(f"expected {describe(kind, minimum, maximum, above)}, "
+                                             f"got {text!r}")
+        return value
+    parse.__name__ = describe(kind, minimum, maximum, above)   # argparse names the type by it
+    return parse
+
+
+def choice(*names):
+    """An argparse ``type``: one of ``names``, else a one-line error listing them."""
+    def parse(text):
+        if text not in names:
+            raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(names)})")
+        return text
+    parse.__name__ = "choice"
+    return parse
+
+
+def describe(kind, minimum, maximum, above):
+    """"an integer >= 1", "a number > 0", "a number in [0, 1]"."""
+    what = "an integer" if kind is int else "a number"
+    if minimum is not None and maximum is not None:
+        return f"{what} in [{minimum}, {maximum}]"
+    bounds = [f">= {minimum}" if minimum is not None else "", f"> {above}" if above is not None else "",
+              f"<= {maximum}" if maximum is not None else ""]
+    return " ".join([what] + [b for b in bounds if b])
+
+
+def parse_widths(text):
+    """"128,64" -> (128, 64): comma-separated positive layer widths."""
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        widths = ()
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive widths such as "
+                                         f"128,64, got {text!r}")
+    return widths
+
+
+def check_output_paths(parser, args, options=("metrics", "save", "plot", "json")):
     """Each given --option PATH must name a file in an existing folder, not a folder itself;
     --plot also needs matplotlib. Checked before any work, with a one-line error."""
     for option in options:

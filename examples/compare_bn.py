@@ -8,42 +8,54 @@ compare/report.py; PyTorch, when installed, adds a column of its own (compare/to
 """
 import argparse
 import json
+import math
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
 
-from compare.cases import compare_case  # noqa: E402  (examples/ is on sys.path: this script's folder)
+import common  # noqa: E402  (examples/ is on sys.path: this script's folder)
+from compare.cases import compare_case  # noqa: E402
 from compare.numbers import jsonable  # noqa: E402
 from compare.report import format_case  # noqa: E402
 
 
 def parse_shape(text):
-    """"64x128" -> (64, 128); "8x4x5" -> (8, 4, 5)."""
-    shape = tuple(int(n) for n in text.lower().split("x"))
-    if len(shape) not in (2, 3) or min(shape) < 1:
-        raise argparse.ArgumentTypeError(f"shape must be NxC or NxCxL, got {text!r}")
-    if shape[0] * (shape[2] if len(shape) == 3 else 1) < 2:
+    """"64x128" -> (64, 128); "8x4x5" -> (8, 4, 5); "8x4x5x5" -> (8, 4, 5, 5) (BatchNorm2d)."""
+    try:
+        shape = tuple(int(n) for n in text.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if len(shape) not in (2, 3, 4) or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"shape must be NxC, NxCxL or NxCxHxW with positive sizes, got {text!r}")
+    if math.prod(shape) // shape[1] < 2:
         raise argparse.ArgumentTypeError(f"training needs 2 or more values per channel, got {text!r}")
     return shape
 
 
 def main(argv=None):
     """The command line; returns the list of case dicts."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("shapes", nargs="*", type=parse_shape, default=[(4, 3), (64, 128), (256, 1024)],
-                        help="NxC or NxCxL (default: 4x3 64x128 256x1024)")
-    parser.add_argument("--dtype", choices=("float32", "float64", "both"), default="float32")
-    parser.add_argument("--affine", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--momentum", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=3, help="training steps before comparing running stats")
-    parser.add_argument("--repeats", type=int, default=11, help="timing repeats (the median is reported)")
+                        help="NxC, NxCxL or NxCxHxW (default: 4x3 64x128 256x1024)")
+    parser.add_argument("--dtype", choices=("float32", "float64", "both"), default="float32",
+                        help="dtype of the agreement and cost sections")
+    parser.add_argument("--affine", action=argparse.BooleanOptionalAction, default=True,
+                        help="learnable γ and β")
+    parser.add_argument("--momentum", type=common.number(float, 0, 1), default=0.1,
+                        help="running-statistics momentum (PyTorch's convention)")
+    parser.add_argument("--seed", type=common.number(int, 0), default=0, help="inputs and upstream gradient")
+    parser.add_argument("--steps", type=common.number(int, 1), default=3,
+                        help="training steps before comparing running stats")
+    parser.add_argument("--repeats", type=common.number(int, 1), default=11,
+                        help="timing repeats (the median is reported)")
     parser.add_argument("--no-torch", dest="use_torch", action="store_false", default=None,
                         help="skip the PyTorch column even when torch is installed")
     parser.add_argument("--json", metavar="PATH", help="also write every number to PATH")
     args = parser.parse_args(argv)
+    common.check_output_paths(parser, args, ("json",))
     dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
     start, cases = time.perf_counter(), []
     for shape in args.shapes:

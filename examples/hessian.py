@@ -12,6 +12,7 @@ import argparse
 
 import numpy as np
 
+import common
 import minigrad as mg
 from minigrad import nn
 from minigrad.nn import functional as F
@@ -90,10 +91,12 @@ def run(batch=32, hidden=16, seed=0):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--hidden", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--batch", type=common.number(int, 2), default=32,
+                        help="batch size (training-mode batch norm needs 2 or more)")
+    parser.add_argument("--hidden", type=common.number(int, 1), default=16, help="hidden width")
+    parser.add_argument("--seed", type=common.number(int, 0), default=0, help="data, weights and direction v")
     args = parser.parse_args(argv)
     r = run(args.batch, args.hidden, args.seed)
     print(f"MLP 8-{args.hidden}-3 with BatchNorm1d, batch {args.batch}, float64, training mode\n")

@@ -86,28 +86,24 @@ def main(argv=None):
 
 
 # ------------------------------------------------------------------ command line
-def parse_hidden(text):
-    try:
-        widths = tuple(int(w) for w in text.split(","))
-    except ValueError:
-        widths = ()
-    if not widths or min(widths) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive widths such as "
-                                          f"128,64, got {text!r}")
-    return widths
+# Each run option's one check: the command line's argparse type, and a resumed checkpoint's too.
+CHECKS = {"batch_size": common.number(int, 1), "lr": common.number(float, above=0),
+          "seed": common.number(int, 0), "bn": common.choice("fused", "composed", "none"),
+          "hidden": common.parse_widths, "optimizer": common.choice("sgd", "adam")}
 
 
 def make_parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     # Run options default to None: "not given", so --resume can take them from the checkpoint.
-    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"],
+    p.add_argument("--epochs", type=common.number(int, 1), default=DEFAULTS["epochs"],
                    help=f"total epochs, counting resumed ones (default {DEFAULTS['epochs']})")
-    p.add_argument("--batch-size", type=int, help=f"default {DEFAULTS['batch_size']}")
-    p.add_argument("--lr", type=float, help="learning rate (default 1e-3 for adam, 0.05 for sgd)")
-    p.add_argument("--seed", type=int, help="initial weights and shuffling (default 0)")
-    p.add_argument("--bn", choices=("fused", "composed", "none"), help="batch norm (default fused)")
-    p.add_argument("--hidden", type=parse_hidden, help="hidden widths (default 128,64)")
-    p.add_argument("--optimizer", choices=("sgd", "adam"), help="default adam; sgd has momentum 0.9")
+    p.add_argument("--batch-size", type=CHECKS["batch_size"], help=f"default {DEFAULTS['batch_size']}")
+    p.add_argument("--lr", type=CHECKS["lr"], help="learning rate (default 1e-3 for adam, 0.05 for sgd)")
+    p.add_argument("--seed", type=CHECKS["seed"], help="initial weights and shuffling (default 0)")
+    p.add_argument("--bn", type=CHECKS["bn"], metavar="{fused,composed,none}", help="batch norm (default fused)")
+    p.add_argument("--hidden", type=CHECKS["hidden"], help="hidden widths (default 128,64)")
+    p.add_argument("--optimizer", type=CHECKS["optimizer"], metavar="{sgd,adam}",
+                   help="default adam; sgd has momentum 0.9")
     p.add_argument("--metrics", metavar="PATH", help="write one JSON object per epoch (JSON lines)")
     p.add_argument("--save", metavar="CKPT", help="write a checkpoint after every epoch")
     p.add_argument("--resume", metavar="CKPT", help="continue the run saved in CKPT")
@@ -117,17 +113,10 @@ def make_parser():
 
 
 def check_args(parser, args):
-    if args.epochs < 1:
-        parser.error(f"--epochs must be a positive integer, got {args.epochs}")
-    if args.batch_size is not None and args.batch_size < 1:
-        parser.error(f"--batch-size must be a positive integer, got {args.batch_size}")
+    """What no single option's type can check: combinations, and the output paths."""
     if args.batch_size == 1 and args.bn != "none":
         parser.error("--batch-size 1 cannot train batch norm (a batch of one sample has no "
                      "variance); use 2 or more, or --bn none")
-    if args.lr is not None and not args.lr > 0:
-        parser.error(f"--lr must be positive, got {args.lr}")
-    if args.seed is not None and args.seed < 0:
-        parser.error(f"--seed must be >= 0, got {args.seed}")
     common.check_output_paths(parser, args)
 
 
@@ -140,6 +129,7 @@ def resolve_config(parser, args):
         config.setdefault("lr", DEFAULT_LR[config["optimizer"]])
         return {k: config[k] for k in RUN_OPTIONS}, None
     config, checkpoint = common.load_config(parser, args.resume, RUN_OPTIONS, "train_mlp.py")
+    check_saved_config(parser, args.resume, config)
     clashes = [f"--{k.replace('_', '-')} {_show(saved_value)} in the checkpoint, "
                f"{_show(given[k])} on the command line"
                for k, saved_value in config.items() if k in given and given[k] != saved_value]
@@ -147,6 +137,18 @@ def resolve_config(parser, args):
         parser.error(f"--resume {args.resume}: the checkpoint was trained with different options: "
                      + "; ".join(clashes) + ". Drop them to use the checkpoint's.")
     return config, checkpoint
+
+
+def check_saved_config(parser, path, config):
+    """A checkpoint's options pass the command line's own checks (a hand-edited file may not)."""
+    problems = []
+    for key, value in config.items():
+        try:
+            CHECKS[key](_show(value))
+        except argparse.ArgumentTypeError as err:
+            problems.append(f"{key}: {err}")
+    if problems:
+        parser.error(f"--resume {path}: the checkpoint's options are not valid: " + "; ".join(problems))
 
 
 def _show(value):

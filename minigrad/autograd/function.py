@@ -25,12 +25,13 @@ class Context:
     Hyperparameters (axis, eps, ...) are attributes that forward sets (``ctx.axis = axis``).
     """
 
+    parents = None         # class-level defaults: the hot path sets only what an op needs
+    saved_tensors = ()
+    versions = None
+
     def __init__(self, fn, needs_input_grad):
         self.fn = fn
         self.needs_input_grad = needs_input_grad
-        self.parents = None
-        self.saved_tensors = ()
-        self.versions = None
 
     def save_for_backward(self, *arrays):
         self.saved_tensors = arrays

@@ -4,7 +4,7 @@
     batch_norm_fused      the same as one op with a hand-written backward (BatchNormFused)
     batch_norm_eval       inference-mode batch norm with given statistics, the same two ways
     batch_norm            torch.nn.functional.batch_norm: batch or running statistics, EMA update
-    BatchNorm1d           the layer: owns γ, β and the running statistics, reads the global flag
+    BatchNorm1d/2d        the layers: own γ, β and the running statistics, read the global flag
     recompute_bn_stats    population statistics after training (the paper's Algorithm 2)
 
 The composed and the fused batch norm have the same signature and return the same things, and
@@ -134,22 +134,27 @@ def check_bn_args(layer, num_features, eps, momentum):
                          f"[0, 1], got {momentum!r}")
 
 
-class BatchNorm1d(Module):
-    """Batch normalisation over (N, C) or (N, C, L) input, statistics per channel C.
+class _BatchNorm(Module):
+    """Batch normalisation of (N, C, ...) input, statistics per channel C (over N and every
+    position); BatchNorm1d and BatchNorm2d only say which input ranks they accept.
 
     Training (global flag on): y = γ (x - μ_B) / sqrt(σ²_B + eps) + β with the batch mean μ_B and
     the *biased* batch variance σ²_B; then, if ``track_running_stats``,
         running_mean = (1 - momentum) · running_mean + momentum · μ_B
         running_var  = (1 - momentum) · running_var  + momentum · σ²_B · n/(n-1)   (unbiased)
-    (other texts write decay · running + (1 - decay) · batch, with decay = 1 - momentum).
-    ``momentum=None``: a cumulative average, factor 1/num_batches_tracked.
+    with n = N·L (or N·H·W) values per channel (other texts write decay · running +
+    (1 - decay) · batch, with decay = 1 - momentum). ``momentum=None``: a cumulative average,
+    factor 1/num_batches_tracked. The running statistics carry across epochs.
     Eval (flag off): normalise with the running statistics; nothing is updated. Without
     ``track_running_stats`` the buffers are None and batch statistics are used in both modes.
+    ``frozen=True`` (set by ``nn.utils.freeze_batch_norm``): the one per-layer exception to the
+    global flag: always normalise with the running statistics and never update them, while
+    gradients still flow to x, γ and β (fine-tuning with fixed statistics).
     ``fused=True``: one op with a hand-written backward; ``fused=False``: primitive ops.
     """
 
-    ranks = (2, 3)                     # the input ranks this layer accepts
-    layout = "(N, {C}) or (N, {C}, L)"
+    ranks = ()                         # the input ranks a subclass accepts
+    layout = ""
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
                  fused=True, dtype=None):
@@ -158,6 +163,7 @@ class BatchNorm1d(Module):
         dtype = np.dtype(dtype or np.float32)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats, self.fused = affine, track_running_stats, fused
+        self.frozen = False
         if affine:
             self.weight = Parameter(np.ones(num_features, dtype=dtype))
             self.bias = Parameter(np.zeros(num_features, dtype=dtype))
@@ -184,8 +190,9 @@ class BatchNorm1d(Module):
             layout = self.layout.format(C=self.num_features)
             raise ValueError(f"{type(self).__name__}({self.num_features}) expected input of shape "
                              f"{layout}, got shape {x.shape}")
-        use_batch_stats = modes.is_training() or not self.track_running_stats
-        update = modes.is_training() and self.track_running_stats
+        training = modes.is_training() and not self.frozen
+        use_batch_stats = training or not self.track_running_stats
+        update = training and self.track_running_stats
         factor = 0.0
         if update:
             batches = int(self.num_batches_tracked) + 1
@@ -198,7 +205,23 @@ class BatchNorm1d(Module):
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}, fused={self.fused}")
+                f"track_running_stats={self.track_running_stats}, fused={self.fused}"
+                + (", frozen=True" if self.frozen else ""))
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm over (N, C) or (N, C, L) input; see _BatchNorm for the full story."""
+
+    ranks = (2, 3)
+    layout = "(N, {C}) or (N, {C}, L)"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm over (N, C, H, W) input, statistics per channel over N·H·W values (after a
+    convolution); see _BatchNorm. Training needs N·H·W ≥ 2: N = 1 trains when H·W > 1."""
+
+    ranks = (4,)
+    layout = "(N, {C}, H, W)"
 
 
 # --------------------------------------------------------------------------- after training
@@ -211,7 +234,7 @@ def recompute_bn_stats(model, batches):
     n_b / (n_1 + ... + n_b), which leaves exactly the size-weighted average. The global flag
     and each layer's momentum are restored afterwards. Returns the number of batches used.
     """
-    layers = [m for m in model.modules() if isinstance(m, BatchNorm1d) and m.track_running_stats]
+    layers = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
     momenta = [m.momentum for m in layers]
     for m in layers:
         m.reset_running_stats()

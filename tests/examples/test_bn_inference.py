@@ -128,7 +128,22 @@ def test_population_statistics_are_algorithm_2(study):
     np.testing.assert_allclose(bn.running_var, np.average(variances, axis=0, weights=sizes), rtol=1e-4)
 
 
-def test_bad_arguments_exit_with_a_message(study, capsys):
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "0"], "argument --epochs: expected an integer >= 1, got '0'"),
+    (["--batch-size", "1"], "argument --batch-size: expected an integer >= 2, got '1'"),
+    (["--lr", "-1"], "argument --lr: expected a number > 0"),
+    (["--seed", "x"], "argument --seed: expected an integer >= 0, got 'x'"),
+    (["--hidden", "8,0"], "argument --hidden: expected comma-separated positive widths"),
+    (["--val-batch-sizes", "0,full"], "argument --val-batch-sizes: expected positive sizes"),
+])
+def test_bad_arguments_exit_with_a_message(study, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:
-        study.main(["--epochs", "0"])
-    assert exit_info.value.code == 2 and "--epochs >= 1" in capsys.readouterr().err
+        study.main(args)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_help_shows_the_defaults(study, capsys):
+    with pytest.raises(SystemExit):
+        study.main(["--help"])
+    out = capsys.readouterr().out
+    assert "(default: 10)" in out and "(default: 64)" in out and "(default: 0.001)" in out

@@ -148,9 +148,22 @@ def test_main_writes_strict_json(tmp_path, capsys):
 
 def test_parse_shape_rejects_bad_shapes():
     assert cli.parse_shape("64x128") == (64, 128)
-    for bad in ("64", "1x4", "2x0x3", "1x2x1"):
-        with pytest.raises(Exception):
+    assert cli.parse_shape("1x3x2x2") == (1, 3, 2, 2)
+    for bad in ("64", "1x4", "2x0x3", "1x2x1", "1x2x1x1", "axb", "2x3x4x5x6"):
+        with pytest.raises(Exception, match="shape must be|2 or more values per channel"):
             cli.parse_shape(bad)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--momentum", "1.5"], "argument --momentum: expected a number in [0, 1], got '1.5'"),
+    (["--repeats", "0"], "argument --repeats: expected an integer >= 1"),
+    (["--json", "no/such/dir/c.json"], "--json: the folder of 'no/such/dir/c.json' does not exist"),
+    (["4xz"], "shape must be NxC"),
+])
+def test_bad_arguments_exit_with_a_message(capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(args)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------- vacuous gradcheck

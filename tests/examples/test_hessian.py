@@ -23,3 +23,14 @@ def test_hvp_matches_finite_differences_and_fused_matches_composed(hessian, caps
 def test_hvp_is_not_trivially_zero(hessian):
     r = hessian.run(batch=10, hidden=5, seed=1)
     assert max(abs(h).max() for h in r["fused"]["hvp"]) > 1e-3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch", "1"], "argument --batch: expected an integer >= 2, got '1'"),
+    (["--hidden", "0"], "argument --hidden: expected an integer >= 1"),
+    (["--seed", "-1"], "argument --seed: expected an integer >= 0"),
+])
+def test_bad_arguments_exit_with_a_message(hessian, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        hessian.main(args)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err

@@ -147,7 +147,7 @@ def test_plot_with_matplotlib_writes_a_png(train_mlp, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--epochs", "-1"], "--epochs must be a positive integer, got -1"),
+    (["--epochs", "-1"], "argument --epochs: expected an integer >= 1, got '-1'"),
     (["--bn", "batch"], "argument --bn: invalid choice: 'batch'"),
     (["--resume", "no/such/checkpoint.npz"], "--resume: no checkpoint at 'no/such/checkpoint.npz'"),
 ])
@@ -160,7 +160,9 @@ def test_bad_arguments_exit_with_a_message_not_a_traceback(args, message):
 
 @pytest.mark.parametrize("args, message", [
     (["--hidden", "32,x"], "expected comma-separated positive widths"),
-    (["--lr", "0"], "--lr must be positive"),
+    (["--lr", "0"], "argument --lr: expected a number > 0, got '0'"),
+    (["--lr", "nan"], "argument --lr: expected a number > 0, got 'nan'"),
+    (["--seed", "-2"], "argument --seed: expected an integer >= 0"),
     (["--batch-size", "1"], "--batch-size 1 cannot train batch norm"),
     (["--metrics", "no/such/folder/m.jsonl"], "the folder of 'no/such/folder/m.jsonl' does not exist"),
 ])
@@ -168,3 +170,31 @@ def test_more_bad_arguments(train_mlp, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:
         train_mlp.main(args)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_hand_edited_checkpoint_is_refused_with_one_line(train_mlp, tmp_path, capsys):
+    ckpt = tmp_path / "run.npz"
+    train_mlp.main(["--epochs", "1", "--save", str(ckpt), *TINY])
+    state = mg.load(ckpt)
+    state["config"]["bn"] = np.array("banana")
+    state["config"]["lr"] = np.array(-1.0)
+    mg.save(state, ckpt)
+    with pytest.raises(SystemExit) as exit_info:
+        train_mlp.main(["--epochs", "2", "--resume", str(ckpt), "--quiet"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "the checkpoint's options are not valid" in err and "bn: invalid choice: 'banana'" in err
+    assert "lr: expected a number > 0, got '-1.0'" in err
+    del state["config"]
+    mg.save(state, ckpt)
+    with pytest.raises(SystemExit):
+        train_mlp.main(["--resume", str(ckpt)])
+    assert "was not written by train_mlp.py --save" in capsys.readouterr().err
+
+
+def test_output_paths_that_are_folders_are_refused_before_work(train_mlp, tmp_path, capsys):
+    for option in ("--save", "--metrics", "--plot"):
+        with pytest.raises(SystemExit):
+            train_mlp.main(["--epochs", "1", option, str(tmp_path), *TINY])
+        assert f"{option}: {str(tmp_path)!r} is a directory" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

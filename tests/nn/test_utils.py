@@ -1,0 +1,190 @@
+"""nn.utils: folding batch norm into the Linear before it (equal in eval mode, not in training
+mode), fold_batch_norm on whole Sequentials, and frozen batch norm statistics."""
+import copy
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad import nn
+from minigrad.nn import utils
+
+
+def trained_pair(dtype=np.float64, affine=True, bias=True, seed=0):
+    """A Linear(5, 4) and a BatchNorm1d(4) with non-trivial γ, β and running statistics."""
+    mg.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    linear = nn.Linear(5, 4, bias=bias, dtype=dtype)
+    bn = nn.BatchNorm1d(4, affine=affine, dtype=dtype)
+    if affine:
+        bn.weight.data[...] = rng.uniform(0.5, 2.0, 4)
+        bn.bias.data[...] = rng.standard_normal(4)
+    bn.running_mean[...] = rng.standard_normal(4)
+    bn.running_var[...] = rng.uniform(0.2, 3.0, 4)
+    return linear, bn
+
+
+def data(shape=(7, 5), dtype=np.float64, seed=1):
+    return mg.tensor(np.random.default_rng(seed).standard_normal(shape).astype(dtype))
+
+
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("bias", [True, False])
+def test_fused_linear_equals_linear_then_bn_in_eval_mode(affine, bias):
+    linear, bn = trained_pair(affine=affine, bias=bias)
+    x = data()
+    with mg.eval_mode():
+        fused = utils.fuse_linear_bn_eval(linear, bn)
+        np.testing.assert_allclose(fused(x).data, bn(linear(x)).data, rtol=1e-12, atol=1e-12)
+    # the formulas themselves: W' = W·s, b' = (b - mean)·s + β
+    s = (bn.weight.data if affine else 1.0) / np.sqrt(bn.running_var + bn.eps)
+    np.testing.assert_allclose(fused.weight.data, linear.weight.data * s[:, None], rtol=1e-14)
+    b = linear.bias.data if bias else 0.0
+    np.testing.assert_allclose(fused.bias.data, (b - bn.running_mean) * s + (bn.bias.data if affine else 0.0),
+                               rtol=1e-14)
+    assert isinstance(fused, nn.Linear) and fused is not linear and fused.bias is not None
+
+
+def test_fusion_leaves_the_originals_untouched_and_makes_new_parameters():
+    linear, bn = trained_pair()
+    before = {**{"l." + k: v for k, v in linear.state_dict().items()},
+              **{"b." + k: v for k, v in bn.state_dict().items()}}
+    with mg.eval_mode():
+        fused = utils.fuse_linear_bn_eval(linear, bn)
+    after = {**{"l." + k: v for k, v in linear.state_dict().items()},
+             **{"b." + k: v for k, v in bn.state_dict().items()}}
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    assert fused.weight is not linear.weight and fused.weight.requires_grad
+
+
+def test_float32_fusion_is_close():
+    linear, bn = trained_pair(dtype=np.float32)
+    x = data(dtype=np.float32)
+    with mg.eval_mode():
+        fused = utils.fuse_linear_bn_eval(linear, bn)
+        np.testing.assert_allclose(fused(x).data, bn(linear(x)).data, rtol=1e-5, atol=1e-5)
+    assert fused.weight.dtype == np.float32
+
+
+def test_fusion_is_refused_in_training_mode_unless_frozen():
+    linear, bn = trained_pair()
+    with mg.train_mode():
+        with pytest.raises(RuntimeError, match="fusion is for evaluation only"):
+            utils.fuse_linear_bn_eval(linear, bn)
+        utils.freeze_batch_norm(bn)
+        fused = utils.fuse_linear_bn_eval(linear, bn)          # frozen: eval statistics always
+        x = data()
+        np.testing.assert_allclose(fused(x).data, bn(linear(x)).data, rtol=1e-12, atol=1e-12)
+
+
+def test_fusion_errors_name_what_is_wrong():
+    linear, _ = trained_pair()
+    with mg.eval_mode():
+        with pytest.raises(ValueError, match="track_running_stats=False"):
+            utils.fuse_linear_bn_eval(linear, nn.BatchNorm1d(4, track_running_stats=False, dtype=np.float64))
+        with pytest.raises(ValueError, match="Linear has 4 outputs but BatchNorm1d has 3 features"):
+            utils.fuse_linear_bn_eval(linear, nn.BatchNorm1d(3, dtype=np.float64))
+        with pytest.raises(TypeError, match="expected a BatchNorm layer"):
+            utils.fuse_linear_bn_eval(linear, nn.ReLU())
+        with pytest.raises(TypeError, match="float64 but BatchNorm1d is float32"):
+            utils.fuse_linear_bn_eval(linear, nn.BatchNorm1d(4))
+
+
+def mlp(seed=0):
+    mg.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(5, 8, dtype=np.float64), nn.BatchNorm1d(8, dtype=np.float64), nn.ReLU(),
+                          nn.Sequential(nn.Linear(8, 6, dtype=np.float64), nn.BatchNorm1d(6, dtype=np.float64)),
+                          nn.ReLU(), nn.BatchNorm1d(6, dtype=np.float64), nn.Linear(6, 3, dtype=np.float64))
+    with mg.train_mode(), mg.no_grad():
+        for k in range(5):                             # running statistics away from (0, 1)
+            model(data((16, 5), seed=10 + k) * 3 + 1)
+    return model
+
+
+def test_fold_batch_norm_removes_every_foldable_pair_and_keeps_eval_outputs():
+    model = mlp()
+    before = model.state_dict()
+    x = data((9, 5), seed=2)
+    with mg.eval_mode():
+        folded = utils.fold_batch_norm(model)
+        np.testing.assert_allclose(folded(x).data, model(x).data, rtol=1e-12, atol=1e-12)
+    kinds = [type(m).__name__ for m in folded.modules()]
+    assert kinds.count("BatchNorm1d") == 1             # the one after a ReLU cannot fold
+    assert kinds.count("Linear") == 3 and isinstance(folded[2], nn.Sequential) and len(folded[2]) == 1
+    after = model.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before)     # the original untouched
+    assert len(list(model.modules())) > len(list(folded.modules()))
+
+
+def test_folding_is_wrong_in_training_mode():
+    model = mlp()
+    x = data((9, 5), seed=3)
+    with mg.eval_mode():
+        folded = utils.fold_batch_norm(model)
+    with mg.train_mode(), mg.no_grad():
+        trained = copy.deepcopy(model)(x).data           # batch statistics of x
+        fixed = folded(x).data                           # running statistics folded in
+    assert np.abs(trained - fixed).max() > 1e-2
+
+
+def test_fold_batch_norm_refuses_a_non_sequential():
+    with pytest.raises(TypeError, match="expects a Sequential"):
+        utils.fold_batch_norm(nn.Linear(2, 2))
+
+
+# ------------------------------------------------------------------ frozen statistics
+def test_a_frozen_layer_normalises_with_running_statistics_and_never_updates_them():
+    _, bn = trained_pair()
+    utils.freeze_batch_norm(bn)
+    before = bn.state_dict()
+    x = data((6, 4), seed=4)
+    with mg.eval_mode():
+        expected = bn(x).data
+    with mg.train_mode():
+        np.testing.assert_array_equal(bn(x).data, expected)
+        bn(data((1, 4), seed=5))                         # a batch of one is fine
+    after = bn.state_dict()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    assert "frozen=True" in repr(bn)
+
+
+def test_gradients_flow_through_a_frozen_layer():
+    _, bn = trained_pair()
+    utils.freeze_batch_norm(bn)
+    x = mg.tensor(data((6, 4), seed=6).data, requires_grad=True)
+    g = np.random.default_rng(7).standard_normal((6, 4))
+    with mg.train_mode():
+        bn(x).backward(g)
+    s = bn.weight.data / np.sqrt(bn.running_var + bn.eps)
+    np.testing.assert_allclose(x.grad, g * s, rtol=1e-12)                     # dx = dy · s
+    x_hat = (x.data - bn.running_mean) / np.sqrt(bn.running_var + bn.eps)
+    np.testing.assert_allclose(bn.weight.grad, (g * x_hat).sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(bn.bias.grad, g.sum(axis=0), rtol=1e-12)
+    bn.weight.grad = bn.bias.grad = None
+    bn.weight.requires_grad_(False)                                         # γ frozen too
+    with mg.train_mode():
+        bn(x).backward(g)
+    assert bn.weight.grad is None and bn.bias.grad is not None
+
+
+def test_frozen_survives_deepcopy_and_state_dict_round_trips():
+    model = mlp()
+    utils.freeze_batch_norm(model)
+    clone = copy.deepcopy(model)
+    assert all(m.frozen for m in clone.modules() if isinstance(m, nn.BatchNorm1d))
+    state = model.state_dict()
+    assert not any("frozen" in k for k in state)                             # PyTorch's keys only
+    model.load_state_dict(state)
+    assert all(m.frozen for m in model.modules() if isinstance(m, nn.BatchNorm1d))
+    utils.freeze_batch_norm(model, frozen=False)
+    assert not any(m.frozen for m in model.modules() if isinstance(m, nn.BatchNorm1d))
+    with mg.train_mode():
+        model[1](data((4, 8), seed=8))
+    assert int(model[1].num_batches_tracked) == 6                            # updates again
+
+
+def test_freezing_a_layer_without_running_statistics_is_refused():
+    model = nn.Sequential(nn.BatchNorm1d(3), nn.BatchNorm1d(3, track_running_stats=False))
+    with pytest.raises(ValueError, match="cannot be frozen"):
+        utils.freeze_batch_norm(model)
+    assert not model[0].frozen                                               # nothing half-done
