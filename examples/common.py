@@ -198,6 +198,35 @@ def save_checkpoint(path, model, optimizer, epoch, config, history):
              "history": {k: np.array([r[k] for r in history]) for k in METRIC_KEYS}}, path)
 
 
+def resolve_config(parser, args, defaults, checks, script):
+    """(config, checkpoint): the run options (the keys of ``checks``) from the command line over
+    ``defaults``, or on --resume from the checkpoint, whose values must pass the command line's
+    own ``checks`` (a hand-edited file may not) and agree with any option given again."""
+    given = {k: getattr(args, k) for k in checks if getattr(args, k) is not None}
+    if args.resume is None:
+        return {**defaults, **given}, None
+    config, checkpoint = load_config(parser, args.resume, tuple(checks), script)
+    problems = []
+    for key, value in config.items():
+        try:
+            checks[key](show(value))
+        except argparse.ArgumentTypeError as err:
+            problems.append(f"{key}: {err}")
+    if problems:
+        parser.error(f"--resume {args.resume}: the checkpoint's options are not valid: " + "; ".join(problems))
+    clashes = [f"--{k.replace('_', '-')} {show(config[k])} in the checkpoint, {show(v)} on the command line"
+               for k, v in given.items() if v != config[k]]
+    if clashes:
+        parser.error(f"--resume {args.resume}: the checkpoint was trained with different options: "
+                     + "; ".join(clashes) + ". Drop them to use the checkpoint's.")
+    return config, checkpoint
+
+
+def show(value):
+    """An option's value as typed on the command line: (128, 64) -> "128,64"."""
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
 def load_config(parser, path, options, script):
     """(the run options saved in the checkpoint at ``path``, the checkpoint); a one-line error
     for a missing, corrupt or foreign file."""

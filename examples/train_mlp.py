@@ -20,11 +20,9 @@ from minigrad.data import DataLoader
 
 # Defaults: reach >= 0.97 validation accuracy in about a second (measured over seeds 0-4 and
 # more; see docs/batchnorm.md). Adam's default lr needs no tuning; SGD uses momentum 0.9.
-DEFAULTS = {"epochs": 20, "batch_size": 64, "seed": 0, "bn": "fused", "hidden": (128, 64),
-            "optimizer": "adam"}
+EPOCHS = 20
+DEFAULTS = {"batch_size": 64, "seed": 0, "bn": "fused", "hidden": (128, 64), "optimizer": "adam"}
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.05}
-# Options that define a run: a resumed run takes them from the checkpoint.
-RUN_OPTIONS = ("batch_size", "lr", "seed", "bn", "hidden", "optimizer")
 
 
 def main(argv=None):
@@ -32,7 +30,9 @@ def main(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
     check_args(parser, args)
-    config, checkpoint = resolve_config(parser, args)
+    # the options that define a run (CHECKS' keys): a resumed run takes them from the checkpoint
+    config, checkpoint = common.resolve_config(parser, args, DEFAULTS, CHECKS, "train_mlp.py")
+    config.setdefault("lr", DEFAULT_LR[config["optimizer"]])
 
     X_train, y_train, X_val, y_val = common.digits_split()
     mg.manual_seed(config["seed"])
@@ -87,6 +87,7 @@ def main(argv=None):
 
 # ------------------------------------------------------------------ command line
 # Each run option's one check: the command line's argparse type, and a resumed checkpoint's too.
+# Its keys are the options that define a run.
 CHECKS = {"batch_size": common.number(int, 1), "lr": common.number(float, above=0),
           "seed": common.number(int, 0), "bn": common.choice("fused", "composed", "none"),
           "hidden": common.parse_widths, "optimizer": common.choice("sgd", "adam")}
@@ -95,8 +96,8 @@ CHECKS = {"batch_size": common.number(int, 1), "lr": common.number(float, above=
 def make_parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     # Run options default to None: "not given", so --resume can take them from the checkpoint.
-    p.add_argument("--epochs", type=common.number(int, 1), default=DEFAULTS["epochs"],
-                   help=f"total epochs, counting resumed ones (default {DEFAULTS['epochs']})")
+    p.add_argument("--epochs", type=common.number(int, 1), default=EPOCHS,
+                   help=f"total epochs, counting resumed ones (default {EPOCHS})")
     p.add_argument("--batch-size", type=CHECKS["batch_size"], help=f"default {DEFAULTS['batch_size']}")
     p.add_argument("--lr", type=CHECKS["lr"], help="learning rate (default 1e-3 for adam, 0.05 for sgd)")
     p.add_argument("--seed", type=CHECKS["seed"], help="initial weights and shuffling (default 0)")
@@ -118,41 +119,6 @@ def check_args(parser, args):
         parser.error("--batch-size 1 cannot train batch norm (a batch of one sample has no "
                      "variance); use 2 or more, or --bn none")
     common.check_output_paths(parser, args)
-
-
-def resolve_config(parser, args):
-    """The run's options: from the command line and DEFAULTS, or from the checkpoint on --resume
-    (an option given on the command line must then agree with it). Returns (config, checkpoint)."""
-    given = {k: getattr(args, k) for k in RUN_OPTIONS if getattr(args, k) is not None}
-    if args.resume is None:
-        config = {**DEFAULTS, **given}
-        config.setdefault("lr", DEFAULT_LR[config["optimizer"]])
-        return {k: config[k] for k in RUN_OPTIONS}, None
-    config, checkpoint = common.load_config(parser, args.resume, RUN_OPTIONS, "train_mlp.py")
-    check_saved_config(parser, args.resume, config)
-    clashes = [f"--{k.replace('_', '-')} {_show(saved_value)} in the checkpoint, "
-               f"{_show(given[k])} on the command line"
-               for k, saved_value in config.items() if k in given and given[k] != saved_value]
-    if clashes:
-        parser.error(f"--resume {args.resume}: the checkpoint was trained with different options: "
-                     + "; ".join(clashes) + ". Drop them to use the checkpoint's.")
-    return config, checkpoint
-
-
-def check_saved_config(parser, path, config):
-    """A checkpoint's options pass the command line's own checks (a hand-edited file may not)."""
-    problems = []
-    for key, value in config.items():
-        try:
-            CHECKS[key](_show(value))
-        except argparse.ArgumentTypeError as err:
-            problems.append(f"{key}: {err}")
-    if problems:
-        parser.error(f"--resume {path}: the checkpoint's options are not valid: " + "; ".join(problems))
-
-
-def _show(value):
-    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 if __name__ == "__main__":

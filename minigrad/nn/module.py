@@ -10,7 +10,7 @@ from collections import namedtuple
 import numpy as np
 
 from .. import modes
-from ..tensor import Tensor
+from ..tensor import RemovableHandle, Tensor
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
@@ -32,12 +32,25 @@ class Module:
         object.__setattr__(self, "_parameters", {})
         object.__setattr__(self, "_buffers", {})
         object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_forward_pre_hooks", {})
 
     def forward(self, *args):
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args, **kwargs):
+        if self._forward_pre_hooks:
+            for hook in list(self._forward_pre_hooks.values()):
+                replaced = hook(self, args)          # may return new positional arguments
+                if replaced is not None:
+                    args = replaced if isinstance(replaced, tuple) else (replaced,)
         return self.forward(*args, **kwargs)
+
+    def register_forward_pre_hook(self, hook):
+        """Call ``hook(module, args)`` before every forward; a non-None return replaces the
+        positional arguments. Returns a handle with ``.remove()`` (as in PyTorch)."""
+        handle = RemovableHandle(self._forward_pre_hooks)
+        self._forward_pre_hooks[handle.id] = hook
+        return handle
 
     # ------------------------------------------------------------ registration
     def __setattr__(self, name, value):
