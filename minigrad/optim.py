@@ -19,6 +19,8 @@ from .tensor import Tensor
 
 # ------------------------------------------------------------------ hyperparameter checks
 def _real(value, label, where):
+    if type(value) is float or type(value) is int:     # the usual case, without the slow ABC check
+        return
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{label} must be a real number, got {value!r} ({type(value).__name__}){where}")
 
@@ -203,12 +205,12 @@ class Optimizer:
     def _check_group(self, group, where):
         """The one place hyperparameters are checked (construction, add_param_group, opt.lr = x,
         load_state_dict, every step): the names are exactly ``defaults``', each value in range."""
-        names = [k for k in group if k != "params"]
-        if set(names) != set(self.defaults):
+        names = group.keys() - {"params"}
+        if names != self.defaults.keys():
             raise ValueError(f"{type(self).__name__} has the hyperparameters {list(self.defaults)}; got "
-                             f"unknown {sorted(set(names) - set(self.defaults))}, missing "
-                             f"{sorted(set(self.defaults) - set(names))}{where}")
-        for name in names:
+                             f"unknown {sorted(names - self.defaults.keys())}, missing "
+                             f"{sorted(self.defaults.keys() - names)}{where}")
+        for name in self.defaults:
             CHECKS[name](group[name], where)
 
     def __getattr__(self, name):     # opt.lr: the hyperparameter of the only group
@@ -244,13 +246,15 @@ class Optimizer:
             self._check_group(group, f" in param group {i}")
             pairs = []
             for p in group["params"]:
-                grad = p.grad.data if isinstance(p.grad, Tensor) else p.grad   # Tensor: create_graph
+                grad = p.grad
                 if grad is None or id(p) in seen:      # a repeated parameter (tied weights): once
                     continue
                 seen.add(id(p))
-                if np.shape(grad) != p.shape:
+                if type(grad) is not np.ndarray:       # a Tensor after backward(create_graph=True)
+                    grad = grad.data if isinstance(grad, Tensor) else np.asarray(grad)
+                if grad.shape != p.data.shape:
                     raise ValueError(f"param group {i}: a parameter of shape {p.shape} has a gradient of "
-                                     f"shape {np.shape(grad)}")
+                                     f"shape {grad.shape}")
                 pairs.append((p, grad))
             work.append((group, pairs))
         return work
