@@ -523,6 +523,8 @@ BAD_HYPERPARAMETERS = [
     (optim.SGD, dict(momentum=-0.5), ValueError, r"Invalid momentum value: -0\.5"),
     (optim.SGD, dict(weight_decay=-1e-4), ValueError, r"Invalid weight_decay value: -0\.0001"),
     (optim.SGD, dict(dampening=float("nan"), momentum=0.9), ValueError, r"Invalid dampening value: nan"),
+    (optim.SGD, dict(dampening="0.1", momentum=0.9), TypeError, r"dampening value must be a real number, got '0\.1'"),
+    (optim.SGD, dict(dampening=True, momentum=0.9), TypeError, r"dampening value must be a real number, got True"),
     (optim.SGD, dict(nesterov=True), ValueError, r"Nesterov momentum requires a momentum and zero dampening"),
     (optim.SGD, dict(nesterov=True, momentum=0.9, dampening=0.1), ValueError, r"momentum=0\.9, dampening=0\.1"),
     (optim.SGD, dict(nesterov="yes", momentum=0.9), TypeError, r"nesterov.* must be True or False, got 'yes'"),
@@ -780,6 +782,12 @@ LOAD_REFUSALS = {
     "params_not_indices": (sgd_momentum, lambda: {**(sd := trained(sgd_momentum).state_dict()),
                                                   "param_groups": [dict(sd["param_groups"][0], params=["a", "b"])]},
                            r"'a' is not a parameter index"),
+    "params_a_string": (sgd_momentum, lambda: {**(sd := trained(sgd_momentum).state_dict()),
+                                               "param_groups": [dict(sd["param_groups"][0], params="01")]},
+                        r"param_groups\[0\]\['params'\] must be a list of parameter indices, got '01'"),
+    "params_floats": (sgd_momentum, lambda: {**(sd := trained(sgd_momentum).state_dict()),
+                                             "param_groups": [dict(sd["param_groups"][0], params=np.array([0.0, 1.0]))]},
+                      r"must be a list of parameter indices, got array\(\[0\., 1\.\]\)"),
     "index_given_twice": (sgd_momentum, lambda: {**(sd := trained(sgd_momentum).state_dict()),
                                                  "param_groups": [dict(sd["param_groups"][0], params=[0, 0])]},
                           r"gives index 0 to two parameters"),
@@ -835,6 +843,28 @@ def test_loading_adamw_s_state_into_adam_makes_it_decoupled_as_in_pytorch():
     adam = optim.Adam([nn.Parameter(np.ones(3)), nn.Parameter(np.ones((2, 2)))])
     adam.load_state_dict(sd)
     assert adam.decoupled_weight_decay is True and adam.weight_decay == 1e-2
+
+
+def test_an_empty_group_and_a_zero_step_round_trip(tmp_path):
+    # an empty "params" list comes back from mg.load as an empty float array; step 0 is a count too
+    def make():
+        p = nn.Parameter(np.ones(2))
+        opt = optim.Adam([{"params": [p]}, {"params": []}], lr=0.1)
+        return p, opt
+
+    p, opt = make()
+    opt.state[p].update(step=np.array(0), exp_avg=np.zeros(2), exp_avg_sq=np.zeros(2))
+    mg.save({"opt": opt.state_dict()}, tmp_path / "c")
+    loaded = mg.load(tmp_path / "c")["opt"]
+    assert loaded["param_groups"]["1"]["params"].shape == (0,)
+    q, resumed = make()
+    resumed.load_state_dict(loaded)
+    assert resumed.state[q]["step"] == 0 and resumed.state[q]["step"].dtype == np.int64
+    p.grad = q.grad = np.array([1.0, -1.0])
+    opt.step()
+    resumed.step()
+    np.testing.assert_array_equal(q.data, p.data)
+    np.testing.assert_allclose(q.data, [0.9, 1.1])          # a first step moves by lr
 
 
 def test_a_whole_number_float_step_is_accepted():

@@ -355,3 +355,32 @@ def test_a_list_mixing_dicts_and_other_values_is_refused(tmp_path):
     with pytest.raises(TypeError, match="'g' mixes dicts with other values"):
         mg.save({"g": [{"x": 1}, 2]}, tmp_path / "c")
     assert_nothing_written(tmp_path)
+
+
+# ------------------------------------------------------------------ durability and file mode
+def test_the_temporary_file_is_fsynced_before_the_rename(tmp_path, monkeypatch):
+    events, real_fsync, real_replace = [], os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.fstat(fd).st_size))    # the bytes are written by now
+        real_fsync(fd)
+
+    def replace(source, destination):
+        events.append(("replace", os.path.getsize(source)))
+        real_replace(source, destination)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    mg.save({"w": np.ones(100)}, tmp_path / "c")
+    assert [e for e, _ in events] == ["fsync", "replace"]  # a crash after the rename keeps the data
+    assert events[0][1] == events[1][1] > 800
+
+
+def test_a_new_checkpoint_gets_the_usual_file_mode_and_the_umask_is_kept(tmp_path):
+    old = os.umask(0o027)
+    try:
+        mg.save({"w": np.ones(1)}, tmp_path / "c")
+        assert os.umask(0o027) == 0o027                       # save restored the process umask
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "c").st_mode & 0o777 == 0o640   # 0o666 & ~umask, not mkstemp's 0o600
