@@ -5,6 +5,11 @@ Tensors) and every hyperparameter (``opt.defaults`` fills what a group leaves ou
 ``opt.state`` maps each parameter to its state arrays. Updates are in place on ``p.data``;
 gradients are read, never changed. Every check (parameters, hyperparameters, a loaded
 state_dict) runs before anything is changed, so a refused call leaves the optimizer as it was.
+
+    SGD([{"params": weights}, {"params": bn_gammas_and_betas, "weight_decay": 0}],
+        lr=0.1, momentum=0.9, weight_decay=1e-4)     # no decay on batch norm's γ, β
+    opt.param_groups[1]["lr"] = 0.01                 # used from the next step on
+    opt.lr = 0.05                                    # only with one group; else AttributeError
 """
 import math
 import numbers

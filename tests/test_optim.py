@@ -1,6 +1,8 @@
 """Optimizers: SGD (momentum, dampening, Nesterov, weight decay), Adam and AdamW, step by step
 against numpy transcriptions of PyTorch's update rules; in-place updates that leave gradients
-alone; state_dict round trips (through mg.save / mg.load) that resume training exactly."""
+alone; parameter groups; what params and hyperparameters may be (refused before anything
+changes); Tensor gradients after create_graph; state_dict round trips (through mg.save /
+mg.load) that resume training exactly, and load_state_dict refusals that change nothing."""
 import math
 
 import numpy as np
@@ -428,6 +430,8 @@ def test_param_groups_hold_params_and_every_hyperparameter():
     assert adam.param_groups[0]["decoupled_weight_decay"] is True and adam.param_groups[0]["weight_decay"] == 1e-2
     assert optim.Adam([c]).defaults == dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                                             decoupled_weight_decay=False)
+    assert optim.AdamW([c]).defaults == dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                                             decoupled_weight_decay=True)
     assert optim.SGD([c]).defaults["lr"] == 1e-3                     # PyTorch 2.13's default
 
 
@@ -533,6 +537,8 @@ BAD_HYPERPARAMETERS = [
     (optim.Adam, dict(betas=(0.9, -0.1)), ValueError, r"Invalid beta parameter at index 1: -0\.1"),
     (optim.Adam, dict(betas=(0.9, float("nan"))), ValueError, r"index 1: nan"),
     (optim.Adam, dict(betas=(0.9, 0.99, 0.5)), TypeError, r"betas.* must be a pair"),
+    (optim.Adam, dict(betas=("0.9", 0.99)), TypeError, r"beta parameter at index 0 must be a real number, got '0\.9'"),
+    (optim.Adam, dict(betas=(0.9, False)), TypeError, r"beta parameter at index 1 must be a real number, got False"),
     (optim.Adam, dict(betas=0.9), TypeError, r"betas.* must be a pair"),
     (optim.AdamW, dict(weight_decay=float("inf")), ValueError, r"Invalid weight_decay value: inf"),
     (optim.AdamW, dict(lr=float("-inf")), ValueError, r"Invalid learning rate: -inf"),
@@ -794,6 +800,14 @@ LOAD_REFUSALS = {
     "extra_key": (sgd_momentum, lambda: dict(trained(sgd_momentum).state_dict(), epoch=3),
                   r"the keys 'state' and 'param_groups'; got \['epoch', 'param_groups', 'state'\]"),
     "no_groups": (sgd_momentum, lambda: {"state": {}}, r"got \['state'\]"),
+    "groups_not_a_list": (sgd_momentum, lambda: {"state": {}, "param_groups": 5},
+                          r"'param_groups' must be a list of dicts, got int"),
+    "group_not_a_dict": (sgd_momentum, lambda: {"state": {}, "param_groups": [[0, 1]]},
+                         r"param_groups\[0\] must be a dict, got list"),
+    "state_not_a_dict": (sgd_momentum, lambda: {**trained(sgd_momentum).state_dict(), "state": [np.ones(3)]},
+                         r"state_dict 'state' must be a dict, got list"),
+    "entry_not_a_dict": (sgd_momentum, lambda: {**trained(sgd_momentum).state_dict(), "state": {0: np.ones(3)}},
+                         r"state_dict state\[0\] must be a dict, got numpy\.ndarray of shape \(3,\)"),
     "group_keys": (sgd_momentum, lambda: {"state": {}, "param_groups": {"1": {}}},
                    r"'param_groups' has keys \['1'\]"),
 }
