@@ -2,7 +2,8 @@
 
 Never pickle: object arrays are refused on save and ``allow_pickle=False`` on load. Writes are
 atomic: a temporary file in the same folder is fsynced and then renamed over ``path``, so a
-crash leaves either the old checkpoint or the new one, never half of one.
+crash leaves either the old checkpoint or the new one, never half of one. Everything is checked
+before the temporary file is created, so a refused ``save`` writes nothing.
 """
 import os
 import tempfile
@@ -18,17 +19,27 @@ FORMAT = "checkpoint-1"
 
 
 def save(obj, path):
-    """Write ``obj`` (a dict of arrays, numbers, Tensors or nested dicts) to exactly ``path``."""
+    """Write ``obj`` to exactly ``path``: a dict whose values are arrays, numbers, Tensors, dicts
+    of them, or lists of such dicts (an optimizer's "param_groups"). Keys become strings, and
+    ``load`` gives a list of dicts back as a dict keyed "0", "1", ...; an empty dict vanishes."""
     if not isinstance(obj, dict):
         raise TypeError(f"save expects a dict (e.g. a state_dict), got {type(obj).__name__}")
-    flat = {FORMAT_KEY: np.array(FORMAT)}
+    if FORMAT_KEY in map(str, obj):   # only at the top level: nested, it is "meta/__minigrad__"
+        raise ValueError(f"save: the top-level key {FORMAT_KEY!r} is reserved for the format marker; "
+                         f"nest it in a dict (e.g. {{'meta': ...}})")
+    flat = {}
     _flatten(obj, "", flat)
     clash = sorted(set(flat) & {"file", "allow_pickle"})
     if clash:  # np.savez's own parameter names: "file" raises, "allow_pickle" would be dropped silently
         raise ValueError(f"save: top-level key(s) {clash} clash with np.savez's parameters; nest them "
                          f"in a dict (e.g. {{'model': state}})")
+    flat[FORMAT_KEY] = np.array(FORMAT)
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):    # else mkstemp's error would name a temporary file
+        error = NotADirectoryError if os.path.exists(folder) else FileNotFoundError
+        raise error(f"save: the folder {folder!r} (of {path!r}) " +
+                    ("is not a folder" if os.path.exists(folder) else "does not exist"))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -72,11 +83,21 @@ def load(path):
 
 
 def _flatten(obj, prefix, out):
+    names = {}                                 # str(key) -> key, to catch {1: a, "1": b}
     for key, value in obj.items():
+        if str(key) in names:
+            raise ValueError(f"save: the keys {names[str(key)]!r} and {key!r} of "
+                             f"{prefix.rstrip(SEP) or 'the top level'!r} are both saved as {str(key)!r}")
+        names[str(key)] = key
         key = str(key)
         if SEP in key or not key:
             raise ValueError(f"save: key {prefix + key!r} is empty or contains {SEP!r}")
         name = prefix + key
+        if isinstance(value, (list, tuple)) and value and any(isinstance(v, dict) for v in value):
+            if not all(isinstance(v, dict) for v in value):
+                raise TypeError(f"save: {name!r} mixes dicts with other values; a list can hold "
+                                f"numbers (saved as an array) or dicts, not both")
+            value = {str(i): v for i, v in enumerate(value)}    # param_groups -> "0", "1", ...
         if isinstance(value, dict):
             _flatten(value, name + SEP, out)
             continue

@@ -279,3 +279,108 @@ def test_load_reads_everything_and_closes_the_file(tmp_path):
     os.remove(path)                                    # nothing refers to the file any more
     assert_same(loaded, original)
     loaded["model"]["0.weight"][0, 0] = 42.0           # plain, writable arrays
+
+
+# ------------------------------------------------------------------ refused keys, nothing written
+def assert_nothing_written(folder):
+    assert os.listdir(folder) == []                    # neither the file nor a temporary
+
+
+@pytest.mark.parametrize("obj", [{"__minigrad__": np.ones(1)}, {"__minigrad__": "checkpoint-1"},
+                                 {"__minigrad__": {"a": np.ones(1)}}], ids=["array", "marker", "dict"])
+def test_the_format_marker_key_is_refused_at_the_top_level(tmp_path, obj):
+    # it would overwrite (or be overwritten by) the marker: an unreadable or silently shortened file
+    with pytest.raises(ValueError, match="'__minigrad__' is reserved for the format marker"):
+        mg.save(obj, tmp_path / "c")
+    assert_nothing_written(tmp_path)
+
+
+def test_the_format_marker_key_is_fine_when_nested(tmp_path):
+    original = {"meta": {"__minigrad__": np.arange(3)}, "w": np.ones(2)}
+    mg.save(original, tmp_path / "c")                  # saved as "meta/__minigrad__": no clash
+    assert_same(mg.load(tmp_path / "c"), original)
+
+
+@pytest.mark.parametrize("obj, message", [
+    ({1: np.ones(1), "1": np.zeros(1)}, r"the keys 1 and '1' of 'the top level' are both saved as '1'"),
+    ({"model": {"1": np.ones(1), 1: np.zeros(1)}}, r"the keys '1' and 1 of 'model' are both saved as '1'"),
+    ({"a": {"b": {0: 1, "0": 2}}}, r"of 'a/b' are both saved as '0'"),
+    ({"groups": [{"x": 1}, {"x": 2, 2.0: 3, "2.0": 4}]}, r"of 'groups/1' are both saved as '2.0'"),
+], ids=["top", "nested", "deep", "in_a_list"])
+def test_keys_that_collide_as_strings_are_refused(tmp_path, obj, message):
+    with pytest.raises(ValueError, match=message):
+        mg.save(obj, tmp_path / "c")
+    assert_nothing_written(tmp_path)
+
+
+def test_a_missing_folder_is_file_not_found_naming_the_folder(tmp_path):
+    folder = tmp_path / "runs" / "today"
+    with pytest.raises(FileNotFoundError, match=f"the folder '{folder}' .*does not exist"):
+        mg.save({"w": np.ones(1)}, folder / "c")
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        mg.save({"w": np.ones(1)}, str(folder / "c"))
+    (tmp_path / "plain").write_text("a file")
+    with pytest.raises(NotADirectoryError, match="is not a folder"):
+        mg.save({"w": np.ones(1)}, tmp_path / "plain" / "c")
+    assert os.listdir(tmp_path) == ["plain"]
+
+
+@pytest.mark.parametrize("obj", [{"x": "text"}, {"model": {"1": np.ones(1), 1: np.ones(1)}},
+                                 {"__minigrad__": 1}, {"file": 1}, {"a/b": 1},
+                                 {"g": [{"x": 1}, np.ones(1)]}],
+                         ids=["str", "collision", "marker", "savez_name", "separator", "mixed_list"])
+def test_a_refused_save_leaves_the_old_file_alone(tmp_path, obj):
+    path = tmp_path / "c"
+    mg.save({"w": np.arange(3)}, path)
+    with pytest.raises((TypeError, ValueError)):
+        mg.save(obj, path)
+    assert os.listdir(tmp_path) == ["c"]
+    assert_same(mg.load(path), {"w": np.arange(3)})
+
+
+# ------------------------------------------------------------------ lists of dicts (param_groups)
+def test_a_list_of_dicts_comes_back_keyed_by_position(tmp_path):
+    groups = [{"lr": 0.1, "params": [0, 1]}, {"lr": 0.01, "betas": (0.9, 0.99), "params": [2]}]
+    mg.save({"optimizer": {"param_groups": groups, "empty": []}}, tmp_path / "c")
+    loaded = mg.load(tmp_path / "c")["optimizer"]
+    assert sorted(loaded["param_groups"]) == ["0", "1"]
+    assert loaded["param_groups"]["0"]["params"].tolist() == [0, 1]
+    assert loaded["param_groups"]["1"]["betas"].tolist() == [0.9, 0.99]
+    assert loaded["param_groups"]["1"]["lr"].shape == () and loaded["param_groups"]["1"]["lr"] == 0.01
+    assert loaded["empty"].shape == (0,)               # an empty list stays an (empty) array
+
+
+def test_a_list_mixing_dicts_and_other_values_is_refused(tmp_path):
+    with pytest.raises(TypeError, match="'g' mixes dicts with other values"):
+        mg.save({"g": [{"x": 1}, 2]}, tmp_path / "c")
+    assert_nothing_written(tmp_path)
+
+
+# ------------------------------------------------------------------ durability and file mode
+def test_the_temporary_file_is_fsynced_before_the_rename(tmp_path, monkeypatch):
+    events, real_fsync, real_replace = [], os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.fstat(fd).st_size))    # the bytes are written by now
+        real_fsync(fd)
+
+    def replace(source, destination):
+        events.append(("replace", os.path.getsize(source)))
+        real_replace(source, destination)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    mg.save({"w": np.ones(100)}, tmp_path / "c")
+    assert [e for e, _ in events] == ["fsync", "replace"]  # a crash after the rename keeps the data
+    assert events[0][1] == events[1][1] > 800
+
+
+def test_a_new_checkpoint_gets_the_usual_file_mode_and_the_umask_is_kept(tmp_path):
+    old = os.umask(0o022)
+    try:
+        mg.save({"w": np.ones(1)}, tmp_path / "c")
+        assert os.umask(0o022) == 0o022                       # save restored the process umask
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "c").st_mode & 0o777 == 0o644   # 0o666 & ~umask, not mkstemp's 0o600

@@ -6,6 +6,7 @@ Buffers are plain numpy arrays (running statistics) updated in place. ``train()`
 set minigrad's *global* train/eval flag (see ``minigrad.modes``), not a per-module one.
 """
 from collections import namedtuple
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -13,6 +14,30 @@ from .. import modes
 from ..tensor import RemovableHandle, Tensor
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+def _castable(value, target):
+    """(value as an array, None) if copying it into ``target`` loses nothing torch would keep,
+    else (array or None, why not). Integer and bool targets take only values they hold exactly
+    (torch would truncate 3.7 to 3 and NaN to -2^63); float targets refuse finite values that
+    overflow to inf; nothing real takes complex (torch drops the imaginary part with a warning)."""
+    try:
+        array = np.asarray(value.data if isinstance(value, Tensor) else value)
+    except ValueError as err:                          # a ragged list
+        return None, f"not an array of numbers ({err})"
+    if array.dtype.kind not in "biufc":
+        return array, f"expected numbers ({target.dtype}), got {type(value).__name__} of dtype {array.dtype}"
+    if array.dtype.kind == "c" and target.dtype.kind != "c":
+        return array, f"complex ({array.dtype}) into {target.dtype} would drop the imaginary part"
+    if array.shape != target.shape:
+        return array, None                             # reported as a shape
+    with np.errstate(invalid="ignore", over="ignore"):
+        cast = array.astype(target.dtype)
+        if target.dtype.kind in "biu" and not np.array_equal(cast, array):
+            return array, f"{target.dtype} cannot hold these {array.dtype} values exactly (fractions, NaN or out of range)"
+        if target.dtype.kind in "fc" and np.any(np.isfinite(array) & ~np.isfinite(cast)):
+            return array, f"values overflow to inf in {target.dtype}"
+    return array, None
 
 
 class Parameter(Tensor):
@@ -144,11 +169,16 @@ class Module:
         return state
 
     def load_state_dict(self, state_dict, strict=True):
-        """Copy values into the existing arrays, cast to their dtype.
+        """Copy values (ndarrays, Tensors or numbers) into the existing arrays, cast to their dtype.
 
-        Wrongly shaped entries always raise ValueError naming them; with ``strict`` so do missing
-        and unexpected keys. Returns (missing_keys, unexpected_keys).
+        Every entry is checked before any is written, so a refused load changes nothing: a wrong
+        shape, or a value the target cannot hold as torch's ``copy_`` would (strings, objects,
+        complex into real, a fraction or NaN into an integer buffer, overflow to inf), always
+        raises ValueError naming each key; with ``strict`` so do missing and unexpected keys.
+        Returns (missing_keys, unexpected_keys).
         """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"load_state_dict expects a dict (name -> array), got {type(state_dict).__name__}")
         targets = {}
         for prefix, module in self.named_modules():
             dot = f"{prefix}." if prefix else ""
@@ -156,20 +186,26 @@ class Module:
             targets.update({dot + n: b for n, b in module._buffers.items() if b is not None})
         missing = [k for k in targets if k not in state_dict]
         unexpected = [k for k in state_dict if k not in targets]
-        wrong = [f"{k}: expected shape {targets[k].shape}, got {np.shape(v)}"
-                 for k, v in state_dict.items() if k in targets and np.shape(v) != targets[k].shape]
-        problems = [f"wrongly shaped: {'; '.join(wrong)}"] if wrong else []
+        values, wrong_shape, wrong_value = {}, [], []
+        for key, value in state_dict.items():
+            if key in targets:
+                value, problem = _castable(value, targets[key])
+                if problem is None and value.shape != targets[key].shape:
+                    wrong_shape.append(f"{key}: expected shape {targets[key].shape}, got {value.shape}")
+                elif problem is not None:
+                    wrong_value.append(f"{key}: {problem}")
+                values[key] = value
+        problems = [f"wrongly shaped: {'; '.join(wrong_shape)}"] if wrong_shape else []
+        if wrong_value:
+            problems.append(f"wrong values: {'; '.join(wrong_value)}")
         if strict and missing:
             problems.append(f"missing keys: {missing}")
         if strict and unexpected:
             problems.append(f"unexpected keys: {unexpected}")
         if problems:
             raise ValueError(f"load_state_dict into {type(self).__name__}: " + ". ".join(problems))
-        for key, target in targets.items():
-            if key in state_dict:
-                value = state_dict[key]
-                np.copyto(target, np.asarray(value.data if isinstance(value, Tensor) else value),
-                          casting="unsafe")
+        for key, value in values.items():
+            np.copyto(targets[key], value, casting="unsafe")   # checked above: nothing is lost
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------ conveniences

@@ -355,3 +355,84 @@ def test_zero_grad_clears_every_parameter_gradient():
     assert all(p.grad is not None for p in model.parameters())
     model.zero_grad()
     assert all(p.grad is None for p in model.parameters())
+
+
+# ------------------------------------------------------------------ load_state_dict: values checked first
+def assert_model_unchanged(model, before):
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[key], err_msg=key)
+        assert value.dtype == before[key].dtype, key
+
+
+BAD_VALUES = {
+    "string": ("3.bias", "0.5", r"3\.bias: expected numbers \(float32\), got str of dtype <U3"),
+    "string_array": ("0.bias", np.array(["a", "b", "c"]), r"0\.bias: expected numbers"),
+    "object": ("3.bias", np.array([None, 1.0], dtype=object), r"3\.bias: expected numbers \(float32\), got ndarray of dtype object"),
+    "none": ("3.bias", None, r"3\.bias: expected numbers \(float32\), got NoneType"),
+    "ragged": ("3.bias", [[1.0], [2.0, 3.0]], r"3\.bias: not an array of numbers"),
+    "complex": ("3.bias", np.array([1 + 2j, 3.0]), r"3\.bias: complex \(complex128\) into float32 would drop the imaginary part"),
+    "fraction_into_count": ("1.num_batches_tracked", np.array(2.5), r"1\.num_batches_tracked: int64 cannot hold these float64 values exactly"),
+    "nan_into_count": ("1.num_batches_tracked", np.array(np.nan), r"int64 cannot hold"),
+    "inf_into_count": ("1.num_batches_tracked", float("inf"), r"int64 cannot hold"),
+    "overflow": ("3.bias", np.array([1e300, 1.0]), r"3\.bias: values overflow to inf in float32"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_VALUES, ids=BAD_VALUES.keys())
+@pytest.mark.parametrize("strict", [True, False])
+def test_load_state_dict_refuses_values_the_target_cannot_hold_and_loads_nothing(case, strict):
+    key, value, message = BAD_VALUES[case]
+    model = make_model()
+    before = model.state_dict()
+    state = make_model(seed=3).state_dict()            # every other entry is good, and different
+    state[key] = value
+    with pytest.raises(ValueError, match=message):
+        model.load_state_dict(state, strict=strict)
+    assert_model_unchanged(model, before)              # not half-loaded: 0.weight is not written either
+
+
+def test_load_state_dict_names_every_bad_key_at_once():
+    model = make_model()
+    state = model.state_dict()
+    state["0.bias"], state["3.weight"] = "x", np.zeros((3, 3), dtype=np.float32)
+    with pytest.raises(ValueError) as info:
+        model.load_state_dict(state)
+    assert "0.bias: expected numbers" in str(info.value) and "3.weight: expected shape (2, 3)" in str(info.value)
+
+
+def test_load_state_dict_accepts_what_torch_s_copy_would_without_loss():
+    model = make_model()
+    state = model.state_dict()
+    state["0.weight"] = state["0.weight"].astype(np.float64) / 3      # rounded to float32, as torch
+    state["0.bias"] = np.arange(3)                                     # integers into float32
+    state["1.weight"] = np.array([True, False, True])                  # bool into float32, as torch
+    state["1.num_batches_tracked"] = np.float32(4.0)                   # a whole float into int64
+    state["1.running_var"] = np.array([1, 2, 3], dtype=np.int8)
+    state["3.bias"] = [0.5, -0.5]                                      # a list of numbers
+    model.load_state_dict(state)
+    loaded = model.state_dict()
+    np.testing.assert_array_equal(loaded["0.weight"], state["0.weight"].astype(np.float32))
+    np.testing.assert_array_equal(loaded["0.bias"], [0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(loaded["1.weight"], [1.0, 0.0, 1.0])
+    assert loaded["1.num_batches_tracked"] == 4 and loaded["1.num_batches_tracked"].dtype == np.int64
+    np.testing.assert_array_equal(loaded["3.bias"], [0.5, -0.5])
+
+
+def test_load_state_dict_into_an_unsigned_buffer_refuses_negatives():
+    class Counter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("seen", np.zeros(2, dtype=np.uint8))
+
+    counter = Counter()
+    with pytest.raises(ValueError, match="seen: uint8 cannot hold these int64 values exactly"):
+        counter.load_state_dict({"seen": np.array([-1, 3])})
+    with pytest.raises(ValueError, match="seen: uint8 cannot hold"):
+        counter.load_state_dict({"seen": np.array([256, 3])})
+    counter.load_state_dict({"seen": np.array([255, 3])})
+    np.testing.assert_array_equal(counter.seen, [255, 3])
+
+
+def test_load_state_dict_wants_a_dict():
+    with pytest.raises(TypeError, match="expects a dict .*got list"):
+        make_model().load_state_dict([("0.weight", np.zeros((3, 4)))])
