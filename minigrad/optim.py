@@ -398,6 +398,8 @@ class SGD(Optimizer):
                         buf += (1 - dampening) * g if dampening else g
                     g = g + momentum * buf if nesterov else buf
                 p.data -= lr * g
+                p._version[0] += 1      # an in-place update, as torch's: backward through an
+                #                         older graph that saved p now raises
 
 
 class Adam(Optimizer):
@@ -436,6 +438,7 @@ class Adam(Optimizer):
                 denom = np.sqrt(v) / math.sqrt(1 - beta2 ** t)
                 denom += eps
                 p.data -= (lr / (1 - beta1 ** t)) * m / denom
+                p._version[0] += 1      # an in-place update (see SGD.step)
 
 
 class AdamW(Adam):

@@ -915,3 +915,22 @@ def test_the_layout_of_earlier_versions_is_converted(tmp_path):
 def test_load_state_dict_wants_a_dict():
     with pytest.raises(TypeError, match="expects a dict, got list"):
         sgd_momentum([nn.Parameter(np.ones(1))]).load_state_dict([1, 2])
+
+
+def test_a_step_is_an_in_place_update_that_backward_through_an_older_graph_notices():
+    """As in torch: a graph that saved p, then opt.step(), then backward through it, raises."""
+    for make in (lambda ps: optim.SGD(ps, lr=0.1), lambda ps: optim.Adam(ps, lr=0.1)):
+        w = mg.tensor(np.array([1.0, 2.0]), requires_grad=True)
+        loss = (w * w).sum()
+        loss.backward(retain_graph=True)
+        make([w]).step()
+        with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+            loss.backward()
+
+
+def test_load_state_dict_is_an_in_place_update_too():
+    layer = mg.nn.Linear(2, 1, dtype=np.float64)
+    y = (layer(mg.tensor(np.ones((3, 2)))) ** 2).sum()
+    layer.load_state_dict({k: v + 1 for k, v in layer.state_dict().items()})
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        y.backward()

@@ -179,10 +179,11 @@ class Module:
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"load_state_dict expects a dict (name -> array), got {type(state_dict).__name__}")
-        targets = {}
+        targets, tensors = {}, {}   # key -> array to write; key -> its Parameter
         for prefix, module in self.named_modules():
             dot = f"{prefix}." if prefix else ""
             targets.update({dot + n: p.data for n, p in module._parameters.items() if p is not None})
+            tensors.update({dot + n: p for n, p in module._parameters.items() if p is not None})
             targets.update({dot + n: b for n, b in module._buffers.items() if b is not None})
         missing = [k for k in targets if k not in state_dict]
         unexpected = [k for k in state_dict if k not in targets]
@@ -206,6 +207,8 @@ class Module:
             raise ValueError(f"load_state_dict into {type(self).__name__}: " + ". ".join(problems))
         for key, value in values.items():
             np.copyto(targets[key], value, casting="unsafe")   # checked above: nothing is lost
+            if key in tensors:
+                tensors[key]._version[0] += 1                  # in place, as torch's copy_
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------ conveniences
