@@ -225,33 +225,63 @@ class BatchNorm2d(_BatchNorm):
 
 
 # --------------------------------------------------------------------------- after training
-def recompute_bn_stats(model, batches):
-    """Replace every BatchNorm1d's running statistics by population statistics (the original
-    paper's Algorithm 2): mean of batch means and mean of *unbiased* batch variances over
-    ``batches`` (arrays X, or (X, y) pairs; Tensors or ndarrays), weighted by batch size.
+def recompute_bn_stats(model, batches, estimator="paper"):
+    """Replace every batch-norm layer's running statistics by population statistics computed
+    over ``batches`` (arrays X, or (X, y) pairs; Tensors or ndarrays) with the weights as they
+    are now, instead of the moving average. Per channel, batch b has n_b values, mean μ_b and
+    biased variance σ²_b; N = Σ n_b, and the population mean is μ = Σ n_b μ_b / N. Variance:
 
-    Runs forward in training mode under no_grad. Batch b of size n_b is folded in with momentum
-    n_b / (n_1 + ... + n_b), which leaves exactly the size-weighted average. The global flag
-    and each layer's momentum are restored afterwards. Returns the number of batches used.
+    ``estimator="paper"``: the BN paper's Algorithm 2, the size-weighted mean of the *unbiased*
+    batch variances, Σ n_b · σ²_b · n_b/(n_b - 1) / N (= m/(m-1) · E[σ²_B] for equal sizes m).
+    ``estimator="pooled"``: PreciseBN's default (fvcore), the variance of all N values around μ,
+    Σ n_b (σ²_b + (μ_b - μ)²) / N (biased; computed centred, never as E[x²] - μ²). It also counts
+    how the batch means scatter, which the paper's estimator leaves out: the two differ most for
+    small batches.
+
+    Runs forward in training mode under no_grad (frozen layers included); the global flag and
+    each layer's momentum, frozen flag and num_batches_tracked are as before afterwards. All or
+    nothing: on an error, or if ``batches`` is empty, every buffer is put back as it was.
+    Returns the number of batches.
     """
+    if estimator not in ("paper", "pooled"):
+        raise ValueError(f"recompute_bn_stats: estimator must be 'paper' or 'pooled', got {estimator!r}")
     layers = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
-    momenta = [m.momentum for m in layers]
-    for m in layers:
-        m.reset_running_stats()
-    seen, count = 0, 0
+    saved = [(m.momentum, m.frozen, m.running_mean.copy(), m.running_var.copy(),
+              m.num_batches_tracked.copy()) for m in layers]
+    stats = {id(m): [] for m in layers}                 # per layer: (n_b, μ_b, σ²_b) per batch
+    sizes = {}
+    handles = [m.register_forward_pre_hook(lambda m, args: sizes.__setitem__(id(m), args[0].size // args[0].shape[1]))
+               for m in layers]
+    count, done = 0, False
     try:
+        for m in layers:
+            m.momentum, m.frozen = 1.0, False           # running = exactly this batch's statistics
         with modes.no_grad(), modes.train_mode():
             for batch in batches:
                 x = batch[0] if isinstance(batch, (tuple, list)) else batch
-                x = x if isinstance(x, Tensor) else Tensor(x)
-                seen += x.shape[0]
+                model(x if isinstance(x, Tensor) else Tensor(x))
                 for m in layers:
-                    m.momentum = x.shape[0] / seen
-                model(x)
+                    n = sizes[id(m)]                    # values per channel in this batch
+                    stats[id(m)].append((n, m.running_mean.copy(), m.running_var * ((n - 1) / n)))
                 count += 1
+        if count == 0:
+            raise ValueError("recompute_bn_stats: no batches were given")
+        for m in layers:
+            n, mean, var = (np.array(column) for column in zip(*stats[id(m)]))   # (B,), (B, C), (B, C)
+            total, w = n.sum(), n[:, None]
+            mu = (w * mean).sum(axis=0) / total
+            if estimator == "paper":
+                pop_var = (w * var * (w / (w - 1))).sum(axis=0) / total
+            else:
+                pop_var = (w * (var + (mean - mu) ** 2)).sum(axis=0) / total
+            m.running_mean[...], m.running_var[...] = mu, pop_var
+        done = True
     finally:
-        for m, momentum in zip(layers, momenta):
-            m.momentum = momentum
-    if count == 0:
-        raise ValueError("recompute_bn_stats: no batches were given")
+        for h in handles:
+            h.remove()
+        for m, (momentum, frozen, mean, var, tracked) in zip(layers, saved):
+            m.momentum, m.frozen = momentum, frozen
+            if not done:
+                m.running_mean[...], m.running_var[...] = mean, var
+            m.num_batches_tracked[...] = tracked
     return count

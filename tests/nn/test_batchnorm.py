@@ -525,6 +525,55 @@ def test_recompute_bn_stats_needs_batches():
         nn.recompute_bn_stats(population_model(), [])
 
 
+def test_recompute_bn_stats_is_all_or_nothing():
+    model = population_model()
+    with mg.train_mode():
+        model(mg.tensor(np.random.default_rng(3).standard_normal((6, C))))
+    before = model.state_dict()
+    for bad in ([np.ones((4, C)) * 3, np.ones((1, C))], []):
+        with pytest.raises(ValueError):
+            nn.recompute_bn_stats(model, bad)
+        after = model.state_dict()
+        assert all(np.array_equal(before[k], after[k]) for k in before)
+    with pytest.raises(ValueError, match="estimator must be 'paper' or 'pooled'"):
+        nn.recompute_bn_stats(model, [np.ones((4, C))], estimator="ema")
+
+
+def test_recompute_bn_stats_pooled_estimator_is_the_variance_of_all_values():
+    """PreciseBN's estimator: the biased variance of every value around the population mean,
+    which also counts how the batch means scatter (the paper's estimator does not)."""
+    model = population_model()
+    rng = np.random.default_rng(22)
+    sizes = (5, 8, 3)
+    xs = [rng.standard_normal((n, C)) * (i + 1) + 3 * i for i, n in enumerate(sizes)]
+    assert nn.recompute_bn_stats(model, xs, estimator="pooled") == 3
+    everything = np.concatenate(xs)
+    np.testing.assert_allclose(model[0].running_mean, everything.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(model[0].running_var, everything.var(0), rtol=1e-12)   # ddof=0
+    paper = population_model()
+    nn.recompute_bn_stats(paper, xs)
+    assert np.all(model[0].running_var > paper[0].running_var)      # the means' scatter counts
+
+
+def test_recompute_bn_stats_on_conv_shaped_input_counts_every_position():
+    layer = nn.BatchNorm2d(2, momentum=0.3, dtype=np.float64)
+    mg.nn.utils.freeze_batch_norm(layer)                            # frozen layers are recomputed too
+    rng = np.random.default_rng(23)
+    xs = [rng.standard_normal((n, 2, 3, 2)) + i for i, n in enumerate((2, 5))]
+    for estimator in ("paper", "pooled"):
+        nn.recompute_bn_stats(layer, xs, estimator=estimator)
+        values = [x.transpose(1, 0, 2, 3).reshape(2, -1) for x in xs]          # (C, N·H·W)
+        weights = np.array([v.shape[1] for v in values])                       # 12 and 30 values
+        mean = sum(w * v.mean(1) for w, v in zip(weights, values)) / weights.sum()
+        np.testing.assert_allclose(layer.running_mean, mean, rtol=1e-12)
+        if estimator == "paper":
+            var = sum(w * v.var(1, ddof=1) for w, v in zip(weights, values)) / weights.sum()
+        else:
+            var = np.concatenate(values, axis=1).var(1)
+        np.testing.assert_allclose(layer.running_var, var, rtol=1e-12)
+    assert layer.frozen and layer.momentum == 0.3 and int(layer.num_batches_tracked) == 0
+
+
 # ------------------------------------------------------------------ functional forms
 def test_pure_functions_share_a_signature_and_return_batch_statistics():
     assert inspect.signature(F.batch_norm_fused) == inspect.signature(F.batch_norm_composed)
