@@ -17,14 +17,16 @@ from minigrad.nn import batchnorm as bn
 from minigrad.ops.fused import bn_axes, bn_param_shape
 from minigrad.tensor import Tensor
 
+from .folding import folding
 from .numbers import closer, difference, medians, relative_error
 from .report import verdict
+from .second_order import second_order
 from .torch_column import torch_case
 
 EPS = 1e-5
 IMPLS = {"fused": bn.batch_norm_fused, "composed": bn.batch_norm_composed}
 GRADS = ("dx", "dweight", "dbias")
-TRUTH_KEEP = (8, 6, 4)   # finite differences on x[:8, :6(, :4)]: a reduced copy of the case
+TRUTH_KEEP = {2: (8, 6), 3: (8, 6, 4), 4: (4, 3, 3, 3)}   # finite differences on a reduced copy
 OFFSET = 1e4             # x = 1e4 + noise: E[x²] - E[x]² loses every digit of σ² in float32
 
 
@@ -61,7 +63,8 @@ def run_bn(impl, x, weight, bias, g):
 
 def layer_outputs(impl, x, weight, bias, batches, momentum):
     """Running statistics after one training step per batch, then the eval-mode output on x."""
-    layer = bn.BatchNorm1d(x.shape[1], eps=EPS, momentum=momentum, affine=weight is not None,
+    layer_class = bn.BatchNorm2d if x.ndim == 4 else bn.BatchNorm1d
+    layer = layer_class(x.shape[1], eps=EPS, momentum=momentum, affine=weight is not None,
                         fused=impl == "fused", dtype=x.dtype)
     if weight is not None:
         layer.weight.data[...], layer.bias.data[...] = weight, bias
@@ -96,10 +99,15 @@ def numeric_gradients(impl, arrays, g, h=1e-6):
     return [None if a is None else numerical_gradient(objective, a, h) for a in arrays]
 
 
+def reduced(shape):
+    """The case's shape cut to TRUTH_KEEP: finite differences cost two forwards per entry."""
+    return tuple(min(n, k) for n, k in zip(shape, TRUTH_KEEP[len(shape)]))
+
+
 def truth(shape, affine, seed):
     """Each implementation's gradients against finite differences, float64, on a reduced copy."""
     x, w, b, g = make_inputs(shape, np.float64, affine, seed)
-    keep = tuple(slice(0, k) for k in TRUTH_KEEP[:len(shape)])
+    keep = tuple(slice(0, k) for k in TRUTH_KEEP[len(shape)])
     x, g = np.ascontiguousarray(x[keep]), np.ascontiguousarray(g[keep])
     w, b = (None if a is None else a[:x.shape[1]].copy() for a in (w, b))
     result = {"shape": list(x.shape)}
@@ -172,7 +180,7 @@ def compare_case(shape, dtype="float32", affine=True, momentum=0.1, seed=0, step
                  use_torch=None):
     """Every measurement for one case, as a dict of plain numbers, lists and strings.
 
-    ``use_torch``: None = compare against torch.nn.BatchNorm1d when it is importable.
+    ``use_torch``: None = compare against torch.nn.BatchNorm1d/2d when it is importable.
     """
     start = time.perf_counter()
     shape, dtype = tuple(shape), np.dtype(dtype)
@@ -180,7 +188,9 @@ def compare_case(shape, dtype="float32", affine=True, momentum=0.1, seed=0, step
     case = {"impls": list(IMPLS), "shape": list(shape), "dtype": dtype.name, "affine": affine,
             "momentum": momentum, "seed": seed, "steps": steps, "eps": EPS, "agreement": agree,
             "truth": truth(shape, affine, seed), "numerics": numerics(shape, affine, seed),
-            "cost": cost(shape, dtype, affine, seed, repeats)}
+            "second_order": second_order(reduced(shape), affine, seed, EPS, make_inputs),
+            "cost": cost(shape, dtype, affine, seed, repeats),
+            "folding": folding(shape, seed, repeats)}
     case["torch"], case["torch_skipped"] = torch_case(
         case, outputs, make_inputs(shape, dtype, affine, seed),
         training_batches(shape, dtype, seed, steps), use_torch)

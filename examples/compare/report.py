@@ -35,7 +35,7 @@ def table(rows, indent="  "):
 
 
 def format_case(case):
-    """The table for one case: agreement, truth, numerics, cost, then a short verdict."""
+    """The table for one case: agreement, truth, numerics, second order, cost, folding, verdict."""
     shape = "x".join(map(str, case["shape"]))
     out = [f"=== batch norm on {shape} {case['dtype']}, {'affine' if case['affine'] else 'no affine'}, "
            f"momentum {case['momentum']}, seed {case['seed']} ==="]
@@ -74,6 +74,14 @@ def format_case(case):
                "a floor for any\n   float32 batch norm; the naive E[x²] - E[x]² loses σ² entirely, "
                f"NaN where it turns negative: {negative} of {case['shape'][1]} channels)")
 
+    second = case["second_order"]
+    out.append("Second order: a Hessian-vector product of ½Σ(u·y)² against finite differences of "
+               "gradients, float64 (max rel error)")
+    out += table([["fused", "composed", "naive fused"],
+                  [number(second["fused"]), number(second["composed"]), number(second["naive fused"])]])
+    out.append(f"  (naive fused: the same op keeping its saved x - μ and inv_std constant under create_graph;"
+               f"\n   its first derivatives differ from fused's by {number(second['naive_first_order_vs_fused'])})")
+
     c = case["cost"]
     out.append(f"Cost: one training forward + backward, time = median of {c['repeats']}")
     rows = [["", "fused", "composed", "composed/fused"] + (["torch"] if torch else [])]
@@ -89,6 +97,15 @@ def format_case(case):
     out.append("  (saved: arrays in ctx.saved_tensors, each buffer once, inputs' data included though held anyway;\n"
                "   kept alive: saved + intermediate results the graph references, beyond x, γ, β and y"
                + ("; torch single-threaded, like numpy)" if torch else ")"))
+    fold = case["folding"]
+    layer = {2: "Linear", 3: "Conv1d", 4: "Conv2d"}[len(case["shape"])]
+    out.append(f"Folding: {layer} + batch norm folded into one {layer} (nn.utils.fold_batch_norm), "
+               f"max rel difference from the original")
+    out += table([["eval float64", "eval float32", "training mode (wrong by design)", "eval nodes",
+                   "eval time"],
+                  [number(fold["eval_float64"]), number(fold["eval_float32"]), number(fold["training_float64"]),
+                   f"{fold['nodes'][0]} -> {fold['nodes'][1]}",
+                   f"{seconds(fold['eval_s'][0])} -> {seconds(fold['eval_s'][1])}"]])
     if case["torch_skipped"]:
         out.append(case["torch_skipped"])
     out.append("Verdict:")
@@ -112,6 +129,10 @@ def verdict(case):
                  f"{offset['composed']['dx']:.1e} ({'about the same' if who == 'tie' else who + ' closer'});"
                  f" the naive one-pass variance: y error {offset['naive_y']:.1e}, negative σ² in "
                  f"{offset['naive_negative_var_channels']} of {case['shape'][1]} channels")
+    second = case["second_order"]
+    lines.append(f"second order: H·v error fused {second['fused']:.1e}, composed {second['composed']:.1e}, "
+                 f"naive fused {second['naive fused']:.1e} (same first derivatives: the rebuild of x - μ "
+                 f"and inv_std is what makes the second ones right)")
     c = case["cost"]
     ratio = c["ratio"]
     lines.append(f"cost: composed records {c['composed']['nodes']} nodes to fused's {c['fused']['nodes']}, "
