@@ -6,7 +6,6 @@ with the same helpers (``check_int``, ``int_tuple``, ``pool_args``) and nothing 
 Each function then calls one op of ops/conv.py or ops/pool.py. (To be merged into functional.py.)
 """
 import math
-import numbers
 
 import numpy as np
 
@@ -19,9 +18,14 @@ WEIGHT_SHAPES = {1: "(C_out, C_in, k)", 2: "(C_out, C_in, kh, kw)"}
 
 
 # --------------------------------------------------------------------------- argument checks
+def is_int(value):
+    """A Python or numpy integer, not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def check_int(value, name, op, minimum=None):
     """``value`` must be an int (not a bool), and >= ``minimum`` if given."""
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+    if not is_int(value):
         raise TypeError(f"{op}: {name} must be an int, got {value!r}")
     if minimum is not None and value < minimum:
         raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
@@ -30,11 +34,10 @@ def check_int(value, name, op, minimum=None):
 def int_tuple(value, dims, name, minimum, op):
     """An int or a tuple/list of ``dims`` ints, each >= ``minimum`` -> a tuple of ``dims`` ints."""
     values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * dims
-    expected = f"an int or a tuple of {dims} int{'s' if dims > 1 else ''}"
-    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values):
-        raise TypeError(f"{op}: {name} must be {expected}, got {value!r}")
-    if len(values) != dims:
-        raise ValueError(f"{op}: {name} must be {expected}, got {value!r}")
+    ints = all(map(is_int, values))
+    if not ints or len(values) != dims:
+        raise (ValueError if ints else TypeError)(
+            f"{op}: {name} must be an int or a tuple of {dims} int{'s' if dims > 1 else ''}, got {value!r}")
     if min(values) < minimum:
         raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
     return tuple(int(v) for v in values)

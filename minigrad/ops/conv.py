@@ -24,6 +24,23 @@ def out_size(size, kernel, stride, padding, dilation):
                  for n, k, s, p, d in zip(size, kernel, stride, padding, dilation))
 
 
+def batch_first(a):
+    """(C, *S, N) -> (N, C, *S), a view (a transpose: np.moveaxis costs several µs per call)."""
+    return a.transpose(a.ndim - 1, *range(a.ndim - 1))
+
+
+def batch_last(a):
+    """(N, C, *S) -> (C, *S, N), a view."""
+    return a.transpose(*range(1, a.ndim), 0)
+
+
+def batch_innermost(y):
+    """An array stored as (C, *S, N), copied only if it is not; a Tensor passes unchanged."""
+    if isinstance(y, np.ndarray):
+        return batch_first(np.ascontiguousarray(batch_last(y)))
+    return y
+
+
 def interior(size, padding):
     """The index of the unpadded region in a padded (N, C, *padded) array."""
     return (slice(None), slice(None)) + tuple(slice(p, p + n) for n, p in zip(size, padding))
@@ -35,7 +52,7 @@ def pad(x, padding, value=0.0):
         return x
     n, c, size = x.shape[0], x.shape[1], x.shape[2:]
     padded = np.full((c, *(m + 2 * p for m, p in zip(size, padding)), n), value, dtype=x.dtype)
-    padded = np.moveaxis(padded, -1, 0)          # stored (C, *Sp, N) -> (N, C, *Sp), a view
+    padded = batch_first(padded)                 # stored (C, *Sp, N) -> (N, C, *Sp), a view
     padded[interior(size, padding)] = x
     return padded
 
@@ -67,7 +84,7 @@ def col2im(cols, size, kernel, stride, padding, dilation):
     padding cropped. cols: (N, C, *out, *K), any strides -> (N, C, *size), a view."""
     n, c, out = cols.shape[0], cols.shape[1], cols.shape[2:2 + len(kernel)]
     padded = np.zeros((c, *(m + 2 * p for m, p in zip(size, padding)), n), dtype=cols.dtype)
-    padded = np.moveaxis(padded, -1, 0)          # stored (C, *Sp, N) -> (N, C, *Sp), a view
+    padded = batch_first(padded)                 # stored (C, *Sp, N) -> (N, C, *Sp), a view
     for offset in np.ndindex(*kernel):           # a loop over kernel offsets, not positions
         window = tuple(slice(d * k, d * k + s * (m - 1) + 1, s)
                        for k, s, d, m in zip(offset, stride, dilation, out))
@@ -77,12 +94,12 @@ def col2im(cols, size, kernel, stride, padding, dilation):
 
 def to_matrix(y):
     """(N, C, *out) -> (C, P·N); free for arrays stored batch-innermost (those made here)."""
-    return np.moveaxis(y, 0, -1).reshape(y.shape[1], math.prod(y.shape[2:]) * y.shape[0])
+    return batch_last(y).reshape(y.shape[1], math.prod(y.shape[2:]) * y.shape[0])
 
 
 def from_matrix(y, n, out):
     """(C, P·N) -> (N, C, *out), a view."""
-    return np.moveaxis(y.reshape(y.shape[0], *out, n), -1, 0)
+    return batch_first(y.reshape(y.shape[0], *out, n))
 
 
 # --------------------------------------------------------------------------- numpy kernels
@@ -138,6 +155,7 @@ class Conv(Function):
     def backward(ctx, grad_y):
         x, weight, cols = ctx.saved
         need_x, need_w, need_b = ctx.needs_input_grad
+        grad_y = batch_innermost(grad_y)     # at most one copy, then every to_matrix below is free
         geometry = ctx.stride, ctx.padding, ctx.dilation
         grad_x = conv_transpose(grad_y, weight, x.shape[2:], *geometry) if need_x else None
         grad_w = conv_weight(x, grad_y, weight.shape[2:], *geometry, cols=cols) if need_w else None
