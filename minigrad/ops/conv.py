@@ -118,7 +118,8 @@ def conv_transpose_forward(x, weight, size, stride, padding, dilation):
     d = len(kernel)
     cols = weight.reshape(weight.shape[0], -1).T @ to_matrix(x)     # (C·K, C_out) @ (C_out, P·N)
     # (C·K, P·N) -> (C, *K, *out, N) -> (N, C, *out, *K), a view
-    cols = cols.reshape(c, *kernel, *out, n).transpose(1 + 2 * d, 0, *range(1 + d, 1 + 2 * d), *range(1, 1 + d))
+    cols = cols.reshape(c, *kernel, *out, n)
+    cols = cols.transpose(1 + 2 * d, 0, *range(1 + d, 1 + 2 * d), *range(1, 1 + d))
     return col2im(cols, size, kernel, stride, padding, dilation)
 
 
