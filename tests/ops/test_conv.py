@@ -54,6 +54,19 @@ def conv_reference(x, weight, bias, stride, padding, dilation):
     return y.transpose(0, 2, 1).reshape(n, weight.shape[0], *out)
 
 
+def assert_create_graph_gives_the_same_gradients(fn, inputs, seed=20):
+    """With create_graph the backward runs on Tensors, through other code (the ops instead of the
+    numpy kernels). gradgradcheck differentiates that gradient but never compares it with the plain
+    one, so a Tensor path returning None (read as zero) or a wrong value would pass it: compare here."""
+    upstream = np.random.default_rng(seed).standard_normal(fn(*inputs).shape)
+    plain = mg.grad(fn(*inputs), inputs, grad_outputs=upstream)
+    graphed = mg.grad(fn(*inputs), inputs, grad_outputs=mg.tensor(upstream, requires_grad=True),
+                      create_graph=True)
+    for p, g in zip(plain, graphed):
+        assert g.requires_grad      # recorded (it depends on the upstream leaf): differentiable again
+        np.testing.assert_allclose(g.data, p.data, rtol=1e-12, atol=1e-12)
+
+
 # ------------------------------------------------------------------ cases
 # name, x shape, weight shape, stride, padding, dilation, bias
 CASES = [
@@ -130,6 +143,7 @@ def test_gradcheck_and_gradgradcheck(name, x_shape, w_shape, stride, padding, di
     # squared, so the upstream gradient of the inner backward depends on x, w and b: this checks
     # the derivatives of ConvTranspose and ConvWeight in all their inputs, not only the cross terms
     assert mg.gradgradcheck(lambda *t: fn(*t) ** 2, inputs)
+    assert_create_graph_gives_the_same_gradients(fn, inputs)
 
 
 @pytest.mark.parametrize("dims", [1, 2])
@@ -151,10 +165,14 @@ def test_x_that_needs_no_gradient_gets_none_and_no_transposed_convolution(dims, 
     np.testing.assert_allclose(b.grad, grad_b.data, rtol=1e-12, atol=1e-12)
 
 
-def test_second_order_when_x_needs_no_gradient():
-    _, w, b = tensors((2, 2, 7), (3, 2, 3), True, seed=5)
-    x = mg.tensor(np.random.default_rng(5).standard_normal((2, 2, 7)))
-    assert mg.gradgradcheck(lambda w, b: conv(x, w, b, (2,), (1,), (1,)) ** 2, [w, b])
+@pytest.mark.parametrize("dims", [1, 2])
+def test_first_and_second_order_when_x_needs_no_gradient(dims):
+    _, w, b = tensors((2, 2) + (5,) * dims, (3, 2) + (2,) * dims, True, seed=5)
+    x = mg.tensor(np.random.default_rng(5).standard_normal((2, 2) + (5,) * dims))
+    fn = lambda w, b: conv(x, w, b, (2,) * dims, (1,) * dims, (2,) * dims)   # noqa: E731
+    assert mg.gradcheck(fn, [w, b])
+    assert mg.gradgradcheck(lambda w, b: fn(w, b) ** 2, [w, b])
+    assert_create_graph_gives_the_same_gradients(fn, [w, b])
 
 
 def test_the_im2col_cache_is_kept_only_when_the_weight_needs_a_gradient():
@@ -223,6 +241,8 @@ def test_conv_transpose_and_conv_weight_are_the_reference_gradients(name, x_shap
     fn_w = lambda x, g: ConvWeight.apply(x, g, kernel=w.shape[2:], **geometry) ** 2    # noqa: E731
     assert mg.gradcheck(fn_t, [g, w]) and mg.gradgradcheck(fn_t, [g, w])
     assert mg.gradcheck(fn_w, [x, g]) and mg.gradgradcheck(fn_w, [x, g])
+    assert_create_graph_gives_the_same_gradients(fn_t, [g, w])
+    assert_create_graph_gives_the_same_gradients(fn_w, [x, g])
 
 
 def test_third_order_through_the_adjoints():

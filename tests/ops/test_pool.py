@@ -9,7 +9,7 @@ import pytest
 import minigrad as mg
 from minigrad.ops import pool as pool_ops
 from minigrad.ops.pool import AvgPool, AvgPoolTranspose, MaxPool
-from tests.ops.test_conv import pad_reference, windows_reference
+from tests.ops.test_conv import assert_create_graph_gives_the_same_gradients, pad_reference, windows_reference
 
 
 def max_pool_reference(x, kernel, stride, padding):
@@ -70,6 +70,7 @@ def test_gradcheck_and_gradgradcheck(pool, name, shape, kernel, stride, padding)
     x = leaf(shape, seed=2)
     assert mg.gradcheck(fn, [x])
     assert mg.gradgradcheck(lambda x: fn(x) ** 2, [x])   # squared: the backward's own derivative
+    assert_create_graph_gives_the_same_gradients(fn, [x])
 
 
 @pytest.mark.parametrize("name, shape, kernel, stride, padding", CASES, ids=IDS)
@@ -84,6 +85,7 @@ def test_avg_pool_transpose_is_the_reference_gradient_and_has_derivatives(name, 
     np.testing.assert_allclose(fn(g).data, want.data, rtol=1e-12, atol=1e-12)
     assert mg.gradcheck(fn, [g])
     assert mg.gradgradcheck(lambda g: fn(g) ** 2, [g])
+    assert_create_graph_gives_the_same_gradients(fn, [g])
 
 
 # ------------------------------------------------------------------ max pooling: ties, padding, -inf
