@@ -258,5 +258,23 @@ def test_third_order_through_the_adjoints():
     assert mg.gradgradcheck(second, [x, w])
 
 
+@pytest.mark.parametrize("helper", ["conv", "conv_transpose", "conv_weight"])
+def test_the_helpers_take_the_numpy_kernel_only_when_every_operand_is_an_array(helper):
+    """A Tensor among the operands goes through the op, so it keeps its graph (and its gradient)."""
+    x, w, _ = tensors((2, 2, 6), (3, 2, 3), False, seed=14)
+    g = mg.tensor(np.random.default_rng(15).standard_normal((2, 3, 4)), requires_grad=True)
+    geometry = (1,), (0,), (1,)
+    call = {"conv": lambda a, b: conv_ops.conv(a, b, None, *geometry),
+            "conv_transpose": lambda a, b: conv_ops.conv_transpose(a, b, (6,), *geometry),
+            "conv_weight": lambda a, b: conv_ops.conv_weight(a, b, (3,), *geometry)}[helper]
+    first, second = {"conv": (x, w), "conv_transpose": (g, w), "conv_weight": (x, g)}[helper]
+    on_arrays = call(first.data, second.data)
+    assert type(on_arrays) is np.ndarray
+    for a, b in [(first, second.data), (first.data, second), (first, second)]:
+        out = call(a, b)
+        assert isinstance(out, mg.Tensor) and out.requires_grad
+        np.testing.assert_allclose(out.data, on_arrays, rtol=1e-12, atol=1e-12)
+
+
 def test_the_ops_never_import_tensor():
     assert "Tensor" not in vars(conv_ops)
