@@ -2,13 +2,8 @@
 
 ``Conv`` is y = conv(x, w) + b; ``ConvTranspose`` (dx = conv_transpose(dy, w)) is its adjoint in x
 and ``ConvWeight`` (dw = conv_weight(x, dy)) its adjoint in w. Each backward is made of the other
-two, called through the helpers at the bottom (numpy kernels on arrays, the ops on Tensors), so
-gradients of every order exist. Ops see only arrays: this file never imports Tensor.
-
-Memory layout: shapes are PyTorch's (N, C, *spatial), but the arrays made here are stored
-batch-innermost, as (C, *spatial, N). numpy's strided copies and adds pay per row of the innermost
-axis, and on small images N is the long one; a conv output fed to the next conv is then read row by
-row in the order it was written (no transposing copy). Results are views; values are unaffected.
+two, through the helpers at the bottom (numpy kernels on arrays, the ops on Tensors), so gradients
+of every order exist. Ops see only arrays: this file never imports Tensor.
 """
 import math
 
@@ -23,6 +18,12 @@ def out_size(size, kernel, stride, padding, dilation):
     return tuple((n + 2 * p - d * (k - 1) - 1) // s + 1
                  for n, k, s, p, d in zip(size, kernel, stride, padding, dilation))
 
+
+# Memory layout. Shapes are PyTorch's, (N, C, *spatial), but the arrays made here are stored
+# batch-innermost, as (C, *spatial, N) (cs231n's im2col does the same): numpy's strided copies and
+# adds cost a fixed amount per row of the innermost axis, and on small images N is the long axis.
+# A conv output fed to the next conv is then read in the order it was written. Results are views
+# with the usual shapes; only their strides differ from a C-ordered array.
 
 def batch_first(a):
     """(C, *S, N) -> (N, C, *S), a view (a transpose: np.moveaxis costs several µs per call)."""
@@ -128,7 +129,7 @@ def conv_weight_forward(x, g, kernel, stride, padding, dilation, cols=None):
     if cols is None:
         cols, _ = im2col(x, kernel, stride, padding, dilation)     # (C·K, P·N)
     grad = to_matrix(g) @ cols.T                            # (C_out, P·N) @ (P·N, C·K)
-    return grad.reshape(g.shape[1], x.shape[1], *kernel)
+    return grad.reshape(g.shape[1], x.shape[1], *kernel)    # (C_out, C·K) -> (C_out, C_in, *K)
 
 
 # --------------------------------------------------------------------------- the ops
