@@ -140,8 +140,10 @@ def test_gradcheck_and_gradgradcheck(name, x_shape, w_shape, stride, padding, di
     inputs = [t for t in tensors(x_shape, w_shape, bias, seed=2) if t is not None]
     fn = lambda *t: conv(t[0], t[1], t[2] if bias else None, stride, padding, dilation)   # noqa: E731
     assert mg.gradcheck(fn, inputs)
-    # squared, so the upstream gradient of the inner backward depends on x, w and b: this checks
-    # the derivatives of ConvTranspose and ConvWeight in all their inputs, not only the cross terms
+    # as is: the inner gradients are ConvTranspose(u, w) and ConvWeight(x, u) with u a constant
+    # (a Hessian-vector product); squared: u depends on x, w and b too, so the derivatives of
+    # ConvTranspose and ConvWeight in all their inputs are checked, not only the cross terms
+    assert mg.gradgradcheck(fn, inputs)
     assert mg.gradgradcheck(lambda *t: fn(*t) ** 2, inputs)
     assert_create_graph_gives_the_same_gradients(fn, inputs)
 
@@ -243,6 +245,10 @@ def test_conv_transpose_and_conv_weight_are_the_reference_gradients(name, x_shap
     assert mg.gradcheck(fn_w, [x, g]) and mg.gradgradcheck(fn_w, [x, g])
     assert_create_graph_gives_the_same_gradients(fn_t, [g, w])
     assert_create_graph_gives_the_same_gradients(fn_w, [x, g])
+    # one operand constant (so needs_input_grad differs between the two): each gradient on its own
+    g_const, w_const, x_const = mg.tensor(g.data), mg.tensor(w.data), mg.tensor(x.data)
+    assert mg.gradcheck(lambda w: fn_t(g_const, w), [w]) and mg.gradcheck(lambda g: fn_t(g, w_const), [g])
+    assert mg.gradcheck(lambda x: fn_w(x, g_const), [x]) and mg.gradcheck(lambda g: fn_w(x_const, g), [g])
 
 
 def test_third_order_through_the_adjoints():
