@@ -1,0 +1,119 @@
+"""Pooling over windows of n spatial axes (1-D and 2-D share every line): max and average.
+
+MaxPool sends each window's gradient to one element, its first maximum in row-major window order
+(PyTorch's choice on ties); it saves those positions as flat indices into x, which are piecewise
+constant in x, and scatters with ``index_add`` (ops/shape.py), itself differentiable. AvgPool is
+linear: AvgPool and AvgPoolTranspose are each other's backward. Windows, padding and col2im
+come from ops/conv.py. Ops see only arrays: this file never imports Tensor.
+"""
+import math
+
+import numpy as np
+
+from ..autograd.function import Function
+from .conv import col2im, pad, windows
+from .shape import index_add
+
+
+class MaxPool(Function):
+    """y = max of each window of x padded with -inf;   dx = dy added at each window's first maximum
+    (overlapping windows that share a maximum add up)"""
+
+    @staticmethod
+    def forward(ctx, x, kernel, stride, padding):
+        d = len(kernel)
+        win = windows(pad(x, padding, -np.inf), kernel, stride, (1,) * d)   # (N, C, *out, *K), a view
+        flat = win.reshape(*win.shape[:2 + d], -1)      # (N, C, *out, *K) -> (N, C, *out, K), a copy
+        arg = flat.argmax(axis=-1)                      # (N, C, *out): the first maximum, as PyTorch
+        ctx.save_for_backward(argmax_index(arg, x.shape, kernel, stride, padding))
+        ctx.shape = x.shape
+        return np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]   # (N, C, *out, 1) -> (N, C, *out)
+
+    # Derivation. Away from ties y = x[m(window)], a selection, so dx = dy scattered to m:
+    # dx[m] = Σ of dy over the windows whose maximum is at m. The positions m are constant
+    # between ties, so under create_graph they stay a constant index and index_add records.
+    @staticmethod
+    def backward(ctx, grad_y):
+        (index,) = ctx.saved
+        size = math.prod(ctx.shape)
+        # (N, C, *out) -> (N·C·P,) added into (N·C·prod(S),) -> (N, C, *S)
+        return index_add(grad_y.reshape(-1), index, (size,)).reshape(ctx.shape)
+
+    @staticmethod
+    def saved_tensors(ctx, output):
+        """The saved positions stay an integer array under create_graph: an index, not a value."""
+        return ctx.saved
+
+
+def argmax_index(arg, shape, kernel, stride, padding):
+    """Flat indices into x (N, C, *S) of each window's maximum, from its offset ``arg`` in the window.
+
+    Along spatial axis i the position is s·o + a - p (o: the window, a: the offset, p: the padding).
+    A window whose real entries are all -inf peaks at offset 0, which may be padding: clipping to 0
+    moves it to the window's first real entry, which is where PyTorch puts it."""
+    d = len(kernel)
+    coords = [np.arange(shape[0]).reshape(-1, *[1] * (d + 1)),   # n: (N, 1, 1, ...)
+              np.arange(shape[1]).reshape(-1, *[1] * d)]         # c: (C, 1, ...)
+    for i, (a, s, p) in enumerate(zip(np.unravel_index(arg, kernel), stride, padding)):
+        o = np.arange(arg.shape[2 + i]).reshape(-1, *[1] * (d - 1 - i))   # window index along axis i
+        coords.append(s * o + a - p)                                     # (N, C, *out)
+    return np.ravel_multi_index(coords, shape, mode="clip").reshape(-1)  # (N, C, *out) -> (N·C·P,)
+
+
+class AvgPool(Function):
+    """y = mean of each window of x padded with zeros (padding counts in the divisor K = prod(kernel));
+    dx = avg_pool_transpose(dy)"""
+
+    @staticmethod
+    def forward(ctx, x, kernel, stride, padding):
+        ctx.size, ctx.kernel, ctx.stride, ctx.padding = x.shape[2:], kernel, stride, padding
+        return avg_pool_forward(x, kernel, stride, padding)
+
+    # Derivation. y = A x with A's row for a window holding 1/K at each of its K positions:
+    # dx = Aᵀ dy adds dy/K to every position of its window (AvgPoolTranspose), padding cropped.
+    @staticmethod
+    def backward(ctx, grad_y):
+        return avg_pool_transpose(grad_y, ctx.size, ctx.kernel, ctx.stride, ctx.padding)
+
+
+class AvgPoolTranspose(Function):
+    """y = Aᵀ x, avg_pool's adjoint: x/K added to every position of its window, padding cropped
+    (x: (N, C, *out) -> y: (N, C, *size));   dx = avg_pool(dy)"""
+
+    @staticmethod
+    def forward(ctx, x, size, kernel, stride, padding):
+        ctx.kernel, ctx.stride, ctx.padding = kernel, stride, padding
+        return avg_pool_transpose_forward(x, size, kernel, stride, padding)
+
+    # Derivation. The adjoint of Aᵀ is A: dx = avg_pool(dy).
+    @staticmethod
+    def backward(ctx, grad_y):
+        return avg_pool(grad_y, ctx.kernel, ctx.stride, ctx.padding)
+
+
+def avg_pool_forward(x, kernel, stride, padding):
+    d = len(kernel)
+    win = windows(pad(x, padding), kernel, stride, (1,) * d)    # (N, C, *out, *K), a view
+    return win.mean(axis=tuple(range(-d, 0)))                   # (N, C, *out, *K) -> (N, C, *out)
+
+
+def avg_pool_transpose_forward(x, size, kernel, stride, padding):
+    d = len(kernel)
+    share = (x / math.prod(kernel)).reshape(*x.shape, *[1] * d)          # (N, C, *out, 1, ...)
+    cols = np.broadcast_to(share, (*x.shape, *kernel))                  # (N, C, *out, *K), a view
+    return col2im(cols, size, kernel, stride, padding, (1,) * d)
+
+
+# --------------------------------------------------------------------------- array or Tensor
+def avg_pool(x, kernel, stride, padding):
+    """avg_pool: the kernel on arrays, the AvgPool op on Tensors (create_graph)."""
+    if isinstance(x, np.ndarray):
+        return avg_pool_forward(x, kernel, stride, padding)
+    return AvgPool.apply(x, kernel=kernel, stride=stride, padding=padding)
+
+
+def avg_pool_transpose(x, size, kernel, stride, padding):
+    """avg_pool's adjoint to spatial ``size``: the kernel on arrays, the AvgPoolTranspose op on Tensors."""
+    if isinstance(x, np.ndarray):
+        return avg_pool_transpose_forward(x, size, kernel, stride, padding)
+    return AvgPoolTranspose.apply(x, size=tuple(size), kernel=kernel, stride=stride, padding=padding)
