@@ -1,4 +1,4 @@
-"""The optional PyTorch column of the comparison: torch.nn.BatchNorm1d on the same numbers.
+"""The optional PyTorch column of the comparison: torch.nn.BatchNorm1d/2d on the same numbers.
 
 torch is imported lazily, so nothing depends on it; absent, the case records one line saying
 the column was skipped. It gets the case's inputs as arguments, so it imports no other part of
@@ -30,7 +30,8 @@ def torch_case(case, outputs, inputs, batches, use_torch=None):
            "dweight": None if wt is None else wt.grad.numpy(),
            "dbias": None if bt is None else bt.grad.numpy()}
 
-    layer = torch.nn.BatchNorm1d(shape[1], eps=eps, momentum=case["momentum"], affine=affine,
+    layer_class = torch.nn.BatchNorm2d if len(shape) == 4 else torch.nn.BatchNorm1d
+    layer = layer_class(shape[1], eps=eps, momentum=case["momentum"], affine=affine,
                                  dtype=getattr(torch, dtype.name))
     with torch.no_grad():
         if affine:

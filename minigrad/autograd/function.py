@@ -40,17 +40,19 @@ class Context:
         """A copy of this node whose ``saved_tensors`` are Tensors, for create_graph.
 
         A saved array that *is* an input's or the output's data becomes that Tensor, so the
-        second derivative flows through it; any other array (a mask, indices, tie weights)
-        becomes a constant, which is right only for quantities piecewise constant in the inputs.
-        None and Python numbers stay as they are. Ops that save a smooth intermediate (x - μ,
-        softmax) rebuild it in ``Function.rebuild_saved``; gradgradcheck tests guard that.
+        second derivative flows through it; any other float array (tie weights, a mask)
+        becomes a constant Tensor, which is right only for quantities piecewise constant in the
+        inputs. Integer and boolean arrays (indices) stay arrays, as do None and numbers. Ops
+        that save a smooth intermediate (x - μ, softmax) rebuild it in ``Function.rebuild_saved``;
+        gradgradcheck tests guard that.
         """
         known = {id(output.data): output}
         for p in self.parents:
             if p is not None:
                 known[id(p.data)] = p
         saved = tuple((known[id(a)] if id(a) in known else _wrap(a, False))
-                      if isinstance(a, np.ndarray) else a for a in self.saved_tensors)
+                      if isinstance(a, np.ndarray) and a.dtype.kind in "fc" else a
+                      for a in self.saved_tensors)
         ctx = Context.__new__(Context)
         ctx.__dict__.update(self.__dict__)
         ctx.saved_tensors = self.fn.rebuild_saved(self, saved)

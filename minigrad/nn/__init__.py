@@ -3,13 +3,16 @@
     module.py      Module, Parameter, Sequential (parameters, buffers, state_dict)
     batchnorm.py   batch norm, composed and fused side by side, the layer, population statistics
     layers.py      Linear, ReLU, Dropout
+    conv.py        Conv1d, Conv2d, MaxPool1d/2d, AvgPool1d/2d, Flatten
     utils.py       after training: fold batch norm into the layer before it, freeze its statistics
     functional.py  the functional forms (linear, relu, dropout, batch_norm, losses)
 """
 from . import functional, utils
 from .batchnorm import BatchNorm1d, BatchNorm2d, recompute_bn_stats
+from .conv import AvgPool1d, AvgPool2d, Conv1d, Conv2d, Flatten, MaxPool1d, MaxPool2d
 from .layers import Dropout, Linear, ReLU
 from .module import Module, Parameter, Sequential
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "Dropout", "Linear", "Module", "Parameter", "ReLU", "Sequential", "functional",
+__all__ = ["AvgPool1d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "Dropout", "Flatten",
+           "Linear", "MaxPool1d", "MaxPool2d", "Module", "Parameter", "ReLU", "Sequential", "functional",
            "recompute_bn_stats", "utils"]

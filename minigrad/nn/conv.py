@@ -2,7 +2,7 @@
 
 PyTorch's constructors, defaults, parameter names (state_dict keys ``weight`` and ``bias``),
 initialisation and reprs. A constructor checks its own arguments with the helpers of
-functional_conv.py; forward only calls the functional, which checks the input (rank, channels,
+functional.py; forward only calls the functional, which checks the input (rank, channels,
 dtype) once, so no check is written twice.
 """
 import math
@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from .. import modes
-from . import functional_conv as F
+from . import functional as F
 from .module import Module, Parameter
 
 

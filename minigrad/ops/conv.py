@@ -155,7 +155,7 @@ class Conv(Function):
     # Tensors too (create_graph) and its own derivative is made of the same three ops.
     @staticmethod
     def backward(ctx, grad_y):
-        x, weight, cols = ctx.saved
+        x, weight, cols = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad
         grad_y = batch_innermost(grad_y)     # at most one copy, then every to_matrix below is free
         geometry = ctx.stride, ctx.padding, ctx.dilation
@@ -180,7 +180,7 @@ class ConvTranspose(Function):
     # which is conv_weight with dy in the input's place and x in the output's: dw = conv_weight(dy, x).
     @staticmethod
     def backward(ctx, grad_y):
-        x, weight = ctx.saved
+        x, weight = ctx.saved_tensors
         geometry = ctx.stride, ctx.padding, ctx.dilation
         grad_x = conv(grad_y, weight, None, *geometry) if ctx.needs_input_grad[0] else None
         grad_w = conv_weight(grad_y, x, weight.shape[2:], *geometry) if ctx.needs_input_grad[1] else None
@@ -203,7 +203,7 @@ class ConvWeight(Function):
     # dx = conv_transpose(g, dy).
     @staticmethod
     def backward(ctx, grad_y):
-        x, g = ctx.saved
+        x, g = ctx.saved_tensors
         geometry = ctx.stride, ctx.padding, ctx.dilation
         grad_x = conv_transpose(g, grad_y, x.shape[2:], *geometry) if ctx.needs_input_grad[0] else None
         grad_g = conv(x, grad_y, None, *geometry) if ctx.needs_input_grad[1] else None

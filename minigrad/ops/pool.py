@@ -31,18 +31,14 @@ class MaxPool(Function):
 
     # Derivation. Away from ties y = x[m(window)], a selection, so dx = dy scattered to m:
     # dx[m] = Σ of dy over the windows whose maximum is at m. The positions m are constant
-    # between ties, so under create_graph they stay a constant index and index_add records.
+    # between ties, so under create_graph they stay a constant index (an integer array, which
+    # Context.differentiable leaves as it is) and index_add records.
     @staticmethod
     def backward(ctx, grad_y):
-        (index,) = ctx.saved
+        (index,) = ctx.saved_tensors
         size = math.prod(ctx.shape)
         # (N, C, *out) -> (N·C·P,) added into (N·C·prod(S),) -> (N, C, *S)
         return index_add(grad_y.reshape(-1), index, (size,)).reshape(ctx.shape)
-
-    @staticmethod
-    def saved_tensors(ctx, output):
-        """The saved positions stay an integer array under create_graph: an index, not a value."""
-        return ctx.saved
 
 
 def argmax_index(arg, shape, kernel, stride, padding):

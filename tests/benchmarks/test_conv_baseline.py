@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import minigrad as mg
-from minigrad.nn import functional_conv as F
+from minigrad.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 baseline = pytest.importorskip("conv_baseline")   # benchmarks/conv_baseline.py

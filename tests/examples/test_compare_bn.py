@@ -106,9 +106,10 @@ def test_torch_absent_gives_one_skip_line(monkeypatch):
     assert skip_lines == [case["torch_skipped"]]
 
 
-def test_torch_column_when_installed():
+@pytest.mark.parametrize("shape", [(6, 4), (3, 2, 2, 3)])
+def test_torch_column_when_installed(shape):
     pytest.importorskip("torch")
-    case = compare.compare_case((6, 4), "float64", repeats=1, use_torch=True)
+    case = compare.compare_case(shape, "float64", repeats=1, use_torch=True)
     torch = case["torch"]
     assert case["torch_skipped"] is None
     for key, pair in torch["agreement"].items():
@@ -118,7 +119,7 @@ def test_torch_column_when_installed():
 
 
 SCHEMA = {"impls", "shape", "dtype", "affine", "momentum", "seed", "steps", "eps", "agreement", "truth",
-          "numerics", "cost", "torch", "torch_skipped", "verdict", "elapsed_s"}
+          "numerics", "second_order", "cost", "folding", "torch", "torch_skipped", "verdict", "elapsed_s"}
 
 
 def test_main_writes_strict_json(tmp_path, capsys):
@@ -143,7 +144,33 @@ def test_main_writes_strict_json(tmp_path, capsys):
                                            "forward_s", "backward_s", "total_s"}
         assert set(c["numerics"]) == {"standard", "offset_1e4"}
         assert c["agreement"]["dweight"] is None                 # --no-affine
-        assert isinstance(c["verdict"], list) and len(c["verdict"]) == 4
+        assert isinstance(c["verdict"], list) and len(c["verdict"]) == 5
+
+
+def test_second_order_shows_why_the_fused_op_rebuilds_its_saved_arrays(case64):
+    second = case64["second_order"]
+    assert second["fused"] < 1e-6 and second["composed"] < 1e-6          # H·v right for both
+    assert second["naive fused"] > 1e-2                                  # constants: H·v wrong
+    assert second["naive_first_order_vs_fused"] < 1e-12                  # but first order equal
+    assert "naive fused" in format_case(case64) and case64["verdict"][3].startswith("second order:")
+
+
+@pytest.mark.parametrize("shape", [(6, 4), (4, 3, 5), (3, 2, 3, 3)], ids=["linear", "conv1d", "conv2d"])
+def test_folding_equals_the_original_in_eval_mode_only(shape):
+    from compare.folding import folding
+    result = folding(shape, seed=0, repeats=1)
+    assert result["eval_float64"] < 1e-12 and result["eval_float32"] < 1e-5
+    assert result["training_float64"] > 1e-3                              # batch statistics differ
+    original, folded = result["nodes"]
+    assert folded == 1 and original > folded                              # one Affine / Conv node
+    assert all(t > 0 for t in result["eval_s"])
+
+
+def test_a_batchnorm2d_case_runs_every_section():
+    case = compare.compare_case((3, 2, 3, 3), "float64", repeats=1, use_torch=False)
+    assert case["agreement"]["dx"]["rel"] < 1e-12 and case["agreement"]["running_var"]["rel"] < 1e-12
+    assert case["truth"]["shape"] == [3, 2, 3, 3] and case["truth"]["fused"]["dx"] < 1e-6
+    assert "Conv2d + batch norm" in format_case(case)
 
 
 def test_parse_shape_rejects_bad_shapes():

@@ -8,7 +8,7 @@ import pytest
 import minigrad as mg
 from minigrad import nn, optim
 from minigrad.nn import conv as layers
-from minigrad.nn import functional_conv as F
+from minigrad.nn import functional as F
 from minigrad.ops.conv import Conv
 from minigrad.ops.pool import AvgPool, MaxPool
 

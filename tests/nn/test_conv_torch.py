@@ -13,7 +13,7 @@ import pytest
 import minigrad as mg
 from minigrad import nn
 from minigrad.nn import conv as layers
-from minigrad.nn import functional_conv as F
+from minigrad.nn import functional as F
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional

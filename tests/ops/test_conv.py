@@ -179,9 +179,9 @@ def test_first_and_second_order_when_x_needs_no_gradient(dims):
 
 def test_the_im2col_cache_is_kept_only_when_the_weight_needs_a_gradient():
     x, w, _ = tensors((2, 2, 6), (3, 2, 3), False, seed=6)
-    assert conv(x, w, None, (1,), (0,), (1,)).grad_fn.saved[2].shape == (2 * 3, 4 * 2)   # (C·K, P·N)
+    assert conv(x, w, None, (1,), (0,), (1,)).grad_fn.saved_tensors[2].shape == (2 * 3, 4 * 2)   # (C·K, P·N)
     w.requires_grad = False
-    assert conv(x, w, None, (1,), (0,), (1,)).grad_fn.saved[2] is None
+    assert conv(x, w, None, (1,), (0,), (1,)).grad_fn.saved_tensors[2] is None
 
 
 def test_a_tensor_used_twice_accumulates():
