@@ -3,17 +3,24 @@ validation accuracy with batch norm's running statistics after every epoch.
 
     python examples/train_cnn.py [--data mnist1d|digits] [--model logistic|mlp|cnn]
         [--bn fused|composed|none] [--shuffle-positions] [--epochs N] [--batch-size B] [--lr LR]
-        [--seed S] [--metrics PATH] [--save CKPT] [--resume CKPT] [--plot PNG] [--quiet]
+        [--schedule cosine|constant] [--seed S] [--metrics PATH] [--save CKPT] [--resume CKPT]
+        [--plot PNG] [--quiet]
 
 MNIST-1D's CNN is the paper's (Greydanus & Kobak 2020): three Conv1d of 25 channels (kernel 5
 stride 2 pad 1, then kernel 3 stride 2 pad 1 twice), each followed by BatchNorm1d (unless
 --bn none) and ReLU, then Linear(125, 10). The digits' CNN sees 1x8x8 images: Conv2d -> BatchNorm2d
 -> ReLU -> MaxPool2d, twice, then Linear. --shuffle-positions applies one fixed permutation to the
-input positions (the paper's test of a CNN's spatial prior). The validation split is a seeded
-stratified part of the training set; the test set is scored once, at the end.
+input positions (the paper's test of a CNN's spatial prior). AdamW (PyTorch's default weight
+decay 1e-2), its learning rate decayed along a cosine over the epochs by default. The validation split is a seeded stratified part of
+the training set; the test set is scored once, at the end.
 """
 import argparse
+import math
+import os
 import time
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # before numpy loads: toy-sized matmuls run
+# faster on one BLAS thread than on several that wait for each other
 
 import numpy as np
 
@@ -22,9 +29,8 @@ import minigrad as mg
 from minigrad import nn
 from minigrad.data import DataLoader, load_mnist1d, train_val_split
 
-EPOCHS = 60
 DEFAULTS = {"data": "mnist1d", "model": "cnn", "bn": "fused", "shuffle_positions": False,
-            "batch_size": 100, "lr": 1e-2, "seed": 0}
+            "epochs": 100, "batch_size": 100, "lr": 1e-2, "schedule": "cosine", "seed": 0}
 VAL_FRACTION, SPLIT_SEED, PERMUTATION_SEED = 0.1, 0, 0   # fixed whatever --seed is
 
 
@@ -80,6 +86,14 @@ def digits_cnn(bn, widths=(16, 32)):
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(width * 2 * 2, 10))
 
 
+def learning_rate(config, epoch):
+    """The learning rate of epoch 1, 2, ...: constant, or lr · (1 + cos(π (epoch - 1) / epochs)) / 2,
+    from lr down towards 0 (a function of the epoch alone, so a resumed run follows it exactly)."""
+    if config["schedule"] == "constant":
+        return config["lr"]
+    return config["lr"] * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / config["epochs"]))
+
+
 def main(argv=None):
     """Run from the command line; returns {"history", "config", "test_acc", "model"}."""
     parser = make_parser()
@@ -92,7 +106,7 @@ def main(argv=None):
                                                           config["shuffle_positions"])
     mg.manual_seed(config["seed"])
     model = build_model(config["data"], config["model"], config["bn"])
-    optimizer = mg.optim.Adam(model.parameters(), lr=config["lr"])
+    optimizer = mg.optim.AdamW(model.parameters(), lr=config["lr"])   # PyTorch's weight_decay 1e-2
     loader = DataLoader(X_train, y_train, config["batch_size"], shuffle=True, seed=config["seed"])
     start, history = 0, []
     if checkpoint is not None:
@@ -102,22 +116,25 @@ def main(argv=None):
     say = (lambda *a: None) if args.quiet else print
     say(f"{config['data']}: {len(y_train)} train / {len(y_val)} validation / {len(y_test)} test; "
         f"{config['model']}, bn={config['bn']}{', shuffled positions' if config['shuffle_positions'] else ''}, "
-        f"Adam lr={config['lr']:g}, batch {config['batch_size']}, seed {config['seed']}")
+        f"AdamW lr={config['lr']:g} ({config['schedule']}), batch {config['batch_size']}, "
+        f"{config['epochs']} epochs, seed {config['seed']}")
     say(common.HEADER)
     for row in history:
         say(common.format_row(row) + "  (from the checkpoint)")
     metrics = common.Metrics(args.metrics, history)
     try:
-        for epoch in range(start + 1, args.epochs + 1):
+        for epoch in range(start + 1, config["epochs"] + 1):
             t0 = time.perf_counter()
-            with common.progress(len(loader), f"epoch {epoch}/{args.epochs}", args.quiet) as bar:
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, epoch)
+            with common.progress(len(loader), f"epoch {epoch}/{config['epochs']}", args.quiet) as bar:
                 train_loss, train_acc = common.train_epoch(model, optimizer, loader, bar)
             val_loss, val_acc = common.evaluate(model, X_val, y_val)   # eval mode: running statistics
             row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
                    "val_loss": val_loss, "val_acc": val_acc, "seconds": time.perf_counter() - t0}
             history.append(row)
             say(common.format_row(row))
-            if epoch == args.epochs:     # the test set, once, at the end
+            if epoch == config["epochs"]:     # the test set, once, at the end
                 row["test_acc"] = common.evaluate(model, X_test, y_test)[1]
             metrics.write(row)
             if args.save:
@@ -139,9 +156,10 @@ def main(argv=None):
 # ------------------------------------------------------------------ command line
 # Each run option's one check (argparse type, and a resumed checkpoint's); the keys define a run.
 CHECKS = {"data": common.choice("mnist1d", "digits"), "model": common.choice("logistic", "mlp", "cnn"),
-          "bn": common.choice("fused", "composed", "none"), "batch_size": common.number(int, 2),
-          "lr": common.number(float, above=0), "seed": common.number(int, 0),
-          "shuffle_positions": common.choice("True", "False")}
+          "bn": common.choice("fused", "composed", "none"), "shuffle_positions": common.choice("True", "False"),
+          "epochs": common.number(int, 1), "batch_size": common.number(int, 2),
+          "lr": common.number(float, above=0), "schedule": common.choice("cosine", "constant"),
+          "seed": common.number(int, 0)}
 
 
 def make_parser():
@@ -153,10 +171,12 @@ def make_parser():
                    help="batch norm after each conv / hidden layer (default fused)")
     p.add_argument("--shuffle-positions", action="store_const", const=True,
                    help="one fixed permutation of the input positions (the paper's spatial-prior test)")
-    p.add_argument("--epochs", type=common.number(int, 1), default=EPOCHS,
-                   help=f"total epochs, counting resumed ones (default {EPOCHS})")
+    p.add_argument("--epochs", type=CHECKS["epochs"],
+                   help=f"total epochs, counting resumed ones (default {DEFAULTS['epochs']})")
     p.add_argument("--batch-size", type=CHECKS["batch_size"], help=f"default {DEFAULTS['batch_size']}")
-    p.add_argument("--lr", type=CHECKS["lr"], help=f"Adam's learning rate (default {DEFAULTS['lr']:g})")
+    p.add_argument("--lr", type=CHECKS["lr"], help=f"AdamW's learning rate (default {DEFAULTS['lr']:g})")
+    p.add_argument("--schedule", type=CHECKS["schedule"], metavar="{cosine,constant}",
+                   help="the learning rate over the epochs (default cosine, from --lr towards 0)")
     p.add_argument("--seed", type=CHECKS["seed"], help="initial weights and shuffling (default 0)")
     p.add_argument("--metrics", metavar="PATH", help="one JSON object per epoch; the last has test_acc")
     p.add_argument("--save", metavar="CKPT", help="write a checkpoint after every epoch")
