@@ -13,6 +13,7 @@ Nothing here changes the trained model: (2) and (3) work on copies. See docs/bat
 """
 import argparse
 import copy
+import os
 
 import numpy as np
 
@@ -24,6 +25,8 @@ from minigrad.nn import functional as F
 
 MOMENTUM = 0.1                      # the EMA's momentum, PyTorch's default
 SORTED_SIZE = 32                    # batch size of the "sorted by label" row: ~1 class a batch
+TRACED = 3                          # channels of the first BN layer whose statistics are traced
+CURVE_SIZES = (2, 4, 8, 16, 32, 64, 128, 256)   # validation batch sizes of the last epoch's curve
 
 
 # Each method has a key (results are keyed by it) and a label (what the tables print).
@@ -123,7 +126,10 @@ def measure(ema, cumulative, data, val_sizes, batch_size, seed):
     rows["population"] = score(population, whole, training=False)
     rows["cumulative"] = score(cumulative, whole, training=False)
     gaps = {"running": stats_gap(ema, population), "cumulative": stats_gap(cumulative, population)}
-    return rows, gaps
+    first = lambda model: bn_layers(model)[0]                              # noqa: E731
+    channels = {name: (first(m).running_mean[:TRACED].copy(), first(m).running_var[:TRACED].copy())
+                for name, m in (("running", ema), ("population", population), ("cumulative", cumulative))}
+    return rows, gaps, channels
 
 
 def print_epoch(epoch, train_loss, rows, gaps, identical, n_val):
@@ -249,7 +255,10 @@ def main(argv=None):
     p.add_argument("--hidden", type=common.parse_widths, default=(128, 64), help="hidden widths, comma-separated")
     p.add_argument("--val-batch-sizes", type=parse_sizes, default="1,2,8,64,full",
                    help="validation batch sizes for the batch-statistics rows")
+    p.add_argument("--plot", metavar="DIR", help=f"write three figures into DIR (needs matplotlib: "
+                                                f"{common.PLOT_HINT})")
     args = p.parse_args(argv)
+    common.check_plot_folder(p, args.plot)
     hidden = list(args.hidden)
 
     data = common.digits_split()
@@ -268,7 +277,7 @@ def main(argv=None):
           f"{'-'.join(map(str, [64, *hidden, 10]))} with BatchNorm1d, Adam lr={args.lr:g}, "
           f"batch {args.batch_size} ({len(loader)} batches per epoch), seed {args.seed}")
 
-    history = []
+    history, trace = [], []                             # trace: the EMA after every training batch
     for epoch in range(1, args.epochs + 1):
         loss_sum = 0.0
         with mg.train_mode():
@@ -281,19 +290,114 @@ def main(argv=None):
                     optimizer.step()
                     losses.append(float(loss.data))
                 loss_sum += losses[0] * len(yb)        # the EMA model's loss (the twin's is equal)
-        rows, gaps = measure(ema, cumulative, data, val_sizes, args.batch_size, args.seed)
+                first = bn_layers(ema)[0]              # it never restarts at an epoch boundary
+                trace.append((first.running_mean[:TRACED].copy(), first.running_var[:TRACED].copy()))
+        rows, gaps, channels = measure(ema, cumulative, data, val_sizes, args.batch_size, args.seed)
         identical = same_weights(ema, cumulative)
         history.append({"epoch": epoch, "train_loss": loss_sum / len(y_train), "rows": rows,
-                        "gaps": gaps, "identical": identical})
+                        "gaps": gaps, "identical": identical, "channels": channels, "trace": trace})
+        trace = []
         print_epoch(epoch, history[-1]["train_loss"], rows, gaps, identical, len(y_val))
 
     print_overview(history)
+    curve = batch_size_curve(ema, data, args.seed)
+    print_channels(history)
     demo = single_sample_demo(ema, X_val, y_val)
     summary = summarise(history, val_sizes, len(y_val), len(loader))
     print("\nSummary")
     for line in summary:
         print("  " + line)
-    return {"history": history, "single_sample": demo, "summary": summary}
+    if args.plot:
+        setup = (f"digits (1438 train / 359 validation), MLP {'-'.join(map(str, [64, *hidden, 10]))} with "
+                 f"BatchNorm1d, Adam lr {args.lr:g}, batch {args.batch_size}, seed {args.seed}; "
+                 f"python examples/bn_inference.py --plot {args.plot}")
+        plot_accuracy(history, len(y_val), os.path.join(args.plot, "bn_inference_accuracy.png"), setup)
+        plot_statistics(history, len(loader), os.path.join(args.plot, "bn_inference_statistics.png"), setup)
+        plot_batch_size(curve, history[-1]["rows"], os.path.join(args.plot, "bn_inference_batch_size.png"), setup)
+    return {"history": history, "single_sample": demo, "summary": summary, "curve": curve}
+
+
+# ------------------------------------------------------------------ the last epoch, and figures
+def batch_size_curve(model, data, seed):
+    """Validation accuracy with batch statistics for each of CURVE_SIZES (the last epoch)."""
+    _, _, X_val, y_val = data
+    curve = {size: batch_statistics_score(model, X_val, y_val, size, seed)[0]
+             for size in CURVE_SIZES if size <= len(y_val)}
+    print("\nAfter the last epoch, batch statistics by validation batch size: "
+          + ", ".join(f"B={size} {acc:.4f}" for size, acc in curve.items()))
+    return curve
+
+
+def print_channels(history):
+    """What the statistics figure shows: the first BN layer's first channels after each epoch."""
+    print(f"\nFirst BatchNorm1d, channels 0-{TRACED - 1}: running (EMA) against population statistics")
+    print(f"{'epoch':>5}  {'EMA mean':>24}  {'population mean':>24}  {'EMA var':>24}  {'population var':>24}")
+    for h in history:
+        (em, ev), (pm, pv) = h["channels"]["running"], h["channels"]["population"]
+        cells = [" ".join(f"{v:7.3f}" for v in a) for a in (em, pm, ev, pv)]
+        print(f"{h['epoch']:>5}  " + "  ".join(f"{c:>24}" for c in cells))
+
+
+def plot_accuracy(history, n_val, path, setup):
+    """Validation accuracy per epoch for the four kinds of statistics."""
+    plt = common.pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    epochs = [h["epoch"] for h in history]
+    for key in history[0]["rows"]:
+        values = [h["rows"][key] for h in history]
+        if any(isinstance(v, str) for v in values):
+            continue                                    # a batch of 1: impossible
+        ax.plot(epochs, [v[0] for v in values], "o-" if key in ("running", "population", "cumulative") else ".--",
+                label=label(key, n_val))
+    ax.set_xlabel("epoch")
+    ax.set_xticks(epochs)
+    ax.set_ylabel("validation accuracy (fraction correct)")
+    ax.set_title("Which statistics batch norm normalises with at inference")
+    ax.legend(fontsize=7, loc="lower right")
+    common.save_figure(fig, path, setup)
+
+
+def plot_statistics(history, batches_per_epoch, path, setup):
+    """The EMA after every batch against the population statistics after every epoch."""
+    plt = common.pyplot()
+    fig, (ax_mean, ax_var) = plt.subplots(1, 2, figsize=(11, 4.5))
+    steps = np.arange(1, sum(len(h["trace"]) for h in history) + 1) / batches_per_epoch   # in epochs
+    means = np.array([m for h in history for m, _ in h["trace"]])                       # (steps, TRACED)
+    variances = np.array([v for h in history for _, v in h["trace"]])
+    epochs = [h["epoch"] for h in history]
+    for k in range(TRACED):
+        for ax, trace, index in ((ax_mean, means, 0), (ax_var, variances, 1)):
+            line, = ax.plot(steps, trace[:, k], lw=1, label=f"channel {k}: EMA (momentum {MOMENTUM})")
+            ax.plot(epochs, [h["channels"]["population"][index][k] for h in history], "o",
+                    color=line.get_color(), label=f"channel {k}: population (Alg. 2)")
+    for ax, name in ((ax_mean, "running mean"), (ax_var, "running variance")):
+        for e in epochs[:-1]:
+            ax.axvline(e, color="0.85", lw=0.8, zorder=0)
+        ax.set_xlabel("training progress (epochs)")
+        ax.set_ylabel(f"{name} (pre-activation units)" if name.endswith("mean") else f"{name} (squared units)")
+    ax_var.set_yscale("log")
+    ax_mean.legend(fontsize=7)
+    fig.suptitle("The moving average carries across epochs (grey lines: epoch boundaries, where nothing "
+                 "restarts)\nand tracks the population statistics of the current weights", fontsize=11)
+    common.save_figure(fig, path, setup)
+
+
+def plot_batch_size(curve, rows, path, setup):
+    """Validation accuracy with batch statistics against the validation batch size."""
+    plt = common.pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    sizes = sorted(curve)
+    ax.plot(sizes, [curve[s] for s in sizes], "o-", label="batch statistics of each validation batch")
+    for key, style in (("running", "-"), ("population", "--")):
+        ax.axhline(rows[key][0], ls=style, color="0.3" if key == "running" else "0.6",
+                   label=f"{key} statistics (any batch size, even 1)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, [str(s) for s in sizes])
+    ax.set_xlabel("validation batch size (samples)")
+    ax.set_ylabel("validation accuracy (fraction correct)")
+    ax.set_title("With batch statistics a prediction depends on its batch")
+    ax.legend(fontsize=8, loc="lower right")
+    common.save_figure(fig, path, setup)
 
 
 if __name__ == "__main__":

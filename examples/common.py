@@ -274,6 +274,26 @@ def pyplot():
     return plt
 
 
+def check_plot_folder(parser, folder):
+    """--plot DIR: an existing folder, and matplotlib installed; a one-line error otherwise."""
+    if folder is None:
+        return
+    if not os.path.isdir(folder):
+        parser.error(f"--plot: {folder!r} is not an existing folder")
+    if not have_matplotlib():
+        parser.error(f"--plot needs matplotlib ({PLOT_HINT})")
+
+
+def save_figure(fig, path, caption):
+    """Write ``fig`` with ``caption`` (the setup: data, seed, command) under it, and close it."""
+    import textwrap
+    fig.text(0.01, 0.01, textwrap.fill(caption, int(fig.get_figwidth() * 19)), fontsize=7, va="bottom")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+    print(f"wrote {path}")
+
+
 def plot_history(history, path, title="", caption=""):
     """Loss and accuracy per epoch, training (batch statistics) and validation (running
     statistics), to a PNG."""

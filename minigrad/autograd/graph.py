@@ -148,3 +148,24 @@ def to_dot(tensor, names=None, title="minigrad"):
                 lines.append(f"  {ids[id(p)]} -> {ids[id(t)]};")
     lines.append("}")
     return "\n".join(lines)
+
+
+def to_image(tensor, path, names=None, title="minigrad"):
+    """Draw the graph behind ``tensor`` into ``path`` (.png, .svg or .pdf) with Graphviz's ``dot``.
+
+    Needs the ``dot`` program (Debian/Ubuntu: ``apt-get install graphviz``); without it a
+    RuntimeError says so before anything is written. Returns ``path``.
+    """
+    import os
+    import shutil
+    import subprocess
+    fmt = os.path.splitext(os.fspath(path))[1].lstrip(".").lower()
+    if fmt not in ("png", "svg", "pdf"):
+        raise ValueError(f"to_image: the path must end in .png, .svg or .pdf, got {os.fspath(path)!r}")
+    dot = shutil.which("dot")
+    if dot is None:
+        raise RuntimeError("to_image needs Graphviz's `dot` program (apt-get install graphviz); "
+                           "mg.graph.to_dot(tensor) gives the text without it")
+    text = to_dot(tensor, names, title)
+    subprocess.run([dot, f"-T{fmt}", "-o", os.fspath(path)], input=text.encode(), check=True)
+    return path

@@ -132,3 +132,18 @@ def test_a_released_graph_cannot_be_walked():
                                                "retain_graph=True") as info:
             look(y)
         assert "second time" not in str(info.value)
+
+
+def test_to_image_draws_with_dot_or_says_what_is_missing(tmp_path, monkeypatch):
+    import shutil
+    y, _ = bn_graph(F.batch_norm_fused)
+    with pytest.raises(ValueError, match=r"\.png, \.svg or \.pdf"):
+        mg.graph.to_image(y, tmp_path / "g.jpg")
+    if shutil.which("dot"):
+        path = mg.graph.to_image(y, tmp_path / "g.png")
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert b"BatchNormFused" in mg.graph.to_image(y, tmp_path / "g.svg").read_bytes()
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match="apt-get install graphviz"):
+        mg.graph.to_image(y, tmp_path / "h.png")
+    assert not (tmp_path / "h.png").exists()

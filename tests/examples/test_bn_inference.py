@@ -147,3 +147,25 @@ def test_help_shows_the_defaults(study, capsys):
         study.main(["--help"])
     out = capsys.readouterr().out
     assert "(default: 10)" in out and "(default: 64)" in out and "(default: 0.001)" in out
+
+
+def test_plot_writes_three_figures_and_the_printed_numbers_behind_them(study, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    result = study.main(["--epochs", "2", "--hidden", "16", "--val-batch-sizes", "2,full",
+                         "--plot", str(tmp_path)])
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["bn_inference_accuracy.png", "bn_inference_batch_size.png", "bn_inference_statistics.png"]
+    assert all((tmp_path / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in names)
+    out = capsys.readouterr().out
+    assert "batch statistics by validation batch size: B=2" in out and "First BatchNorm1d, channels 0-2" in out
+    curve = result["curve"]
+    assert set(curve) == {2, 4, 8, 16, 32, 64, 128, 256} and curve[2] < curve[256]
+    first = result["history"][0]
+    assert len(first["trace"]) == 23 and len(result["history"][1]["trace"]) == 23   # one per batch
+    np.testing.assert_array_equal(first["trace"][-1][0], first["channels"]["running"][0])
+
+
+def test_plot_into_a_missing_folder_is_refused_before_training(study, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        study.main(["--plot", "no/such/folder"])
+    assert exit_info.value.code == 2 and "is not an existing folder" in capsys.readouterr().err
