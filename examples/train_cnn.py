@@ -153,6 +153,28 @@ def main(argv=None):
     return {"history": history, "config": config, "test_acc": test_acc, "model": model}
 
 
+def torch_twin(net, torch):
+    """The same Sequential built with ``torch`` (passed in: torch is never a dependency), with
+    minigrad's weights loaded strictly into it: PyTorch's keys and shapes."""
+    layers = []
+    for m in net:
+        name = type(m).__name__
+        if name in ("Conv1d", "Conv2d"):
+            layers.append(getattr(torch.nn, name)(m.in_channels, m.out_channels, m.kernel_size,
+                                                  stride=m.stride, padding=m.padding))
+        elif name in ("BatchNorm1d", "BatchNorm2d"):
+            layers.append(getattr(torch.nn, name)(m.num_features, momentum=m.momentum))
+        elif name == "Linear":
+            layers.append(torch.nn.Linear(m.in_features, m.out_features))
+        elif name == "MaxPool2d":
+            layers.append(torch.nn.MaxPool2d(m.kernel_size))
+        else:
+            layers.append(getattr(torch.nn, name)())
+    twin = torch.nn.Sequential(*layers)
+    twin.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in net.state_dict().items()}, strict=True)
+    return twin
+
+
 # ------------------------------------------------------------------ command line
 # Each run option's one check (argparse type, and a resumed checkpoint's); the keys define a run.
 CHECKS = {"data": common.choice("mnist1d", "digits"), "model": common.choice("logistic", "mlp", "cnn"),

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from ..autograd.function import Function
-from .conv import col2im, pad, windows
+from .conv import batch_first, col2im, pad, windows
 from .shape import index_add
 
 
@@ -21,13 +21,27 @@ class MaxPool(Function):
 
     @staticmethod
     def forward(ctx, x, kernel, stride, padding):
-        d = len(kernel)
-        win = windows(pad(x, padding, -np.inf), kernel, stride, (1,) * d)   # (N, C, *out, *K), a view
-        flat = win.reshape(*win.shape[:2 + d], -1)      # (N, C, *out, *K) -> (N, C, *out, K), a copy
-        arg = flat.argmax(axis=-1)                      # (N, C, *out): the first maximum, as PyTorch
-        ctx.save_for_backward(argmax_index(arg, x.shape, kernel, stride, padding))
+        win = windows(pad(x, padding, -np.inf), kernel, stride, (1,) * len(kernel))  # (N, C, *out, *K)
+        # A loop over the K kernel offsets, each a strided (N, C, *out) view: a running maximum and
+        # the offset it came from. Strictly greater wins, so a tie keeps the first maximum in
+        # row-major window order (PyTorch's choice); a NaN wins once and stays (it propagates).
+        # y and the offsets keep the windows' memory layout (batch-innermost for a conv's output),
+        # and every update is branch-free arithmetic: masked writes with a random mask, and
+        # elementwise ops over arrays of mixed layouts, cost several times more.
+        y, offsets = None, None                        # offsets: the maximum's offset along each axis
+        for offset in np.ndindex(*kernel):
+            v = win[(..., *offset)]                    # (N, C, *out), a strided view
+            if y is None:
+                y = v.copy(order="K")
+                offsets = [np.zeros_like(y, dtype=np.int16) for _ in kernel]
+                continue
+            better = ((v > y) | (np.isnan(v) & ~np.isnan(y))).view(np.int8)   # 1 where v takes over
+            np.maximum(y, v, out=y)                    # (NaN propagates, as the offsets say)
+            for a, k in zip(offsets, offset):
+                a += better * (np.int16(k) - a)        # a = k where better, else unchanged
+        ctx.save_for_backward(argmax_index(offsets, x.shape, stride, padding))
         ctx.shape = x.shape
-        return np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]   # (N, C, *out, 1) -> (N, C, *out)
+        return y
 
     # Derivation. Away from ties y = x[m(window)], a selection, so dx = dy scattered to m:
     # dx[m] = Σ of dy over the windows whose maximum is at m. The positions m are constant
@@ -36,24 +50,32 @@ class MaxPool(Function):
     @staticmethod
     def backward(ctx, grad_y):
         (index,) = ctx.saved_tensors
-        size = math.prod(ctx.shape)
-        # (N, C, *out) -> (N·C·P,) added into (N·C·prod(S),) -> (N, C, *S)
-        return index_add(grad_y.reshape(-1), index, (size,)).reshape(ctx.shape)
+        n, c, *size = ctx.shape
+        # (N, C, *out) -> (N·C·P,) added into x's N·C·prod(S) positions, which argmax_index numbers
+        # batch-innermost, as (C, *S, N): the gradient then has the layout of the conv outputs it
+        # meets next (ReLU's and batch norm's backward), and this is a view, not a copy
+        flat = index_add(grad_y.reshape(-1), index, (math.prod(ctx.shape),))
+        return batch_first(flat.reshape(c, *size, n))
 
 
-def argmax_index(arg, shape, kernel, stride, padding):
-    """Flat indices into x (N, C, *S) of each window's maximum, from its offset ``arg`` in the window.
+def argmax_index(offsets, shape, stride, padding):
+    """Each window's maximum as a flat index into x (N, C, *S) stored batch-innermost, (C, *S, N),
+    from its offset along each spatial axis (``offsets[i]``: (N, C, *out)): -> (N·C·P,).
 
     Along spatial axis i the position is s·o + a - p (o: the window, a: the offset, p: the padding).
     A window whose real entries are all -inf peaks at offset 0, which may be padding: clipping to 0
     moves it to the window's first real entry, which is where PyTorch puts it."""
-    d = len(kernel)
-    coords = [np.arange(shape[0]).reshape(-1, *[1] * (d + 1)),   # n: (N, 1, 1, ...)
-              np.arange(shape[1]).reshape(-1, *[1] * d)]         # c: (C, 1, ...)
-    for i, (a, s, p) in enumerate(zip(np.unravel_index(arg, kernel), stride, padding)):
-        o = np.arange(arg.shape[2 + i]).reshape(-1, *[1] * (d - 1 - i))   # window index along axis i
-        coords.append(s * o + a - p)                                     # (N, C, *out)
-    return np.ravel_multi_index(coords, shape, mode="clip").reshape(-1)  # (N, C, *out) -> (N·C·P,)
+    n, c, *size = shape
+    d = len(size)
+    index = np.arange(c).reshape(1, -1, *[1] * d) * math.prod(size)          # c: (1, C, 1, ...)
+    for i, a in enumerate(offsets):
+        o = np.arange(a.shape[2 + i]).reshape(-1, *[1] * (d - 1 - i))        # window index along axis i
+        position = a + (stride[i] * o - padding[i])
+        if padding[i]:
+            position = np.clip(position, 0, size[i] - 1)
+        index = index + position * math.prod(size[i + 1:])                  # (N, C, *out)
+    # (C, *S) offset, then times N and plus n: the batch-innermost flat index
+    return (index * n + np.arange(n).reshape(-1, 1, *[1] * d)).reshape(-1)
 
 
 class AvgPool(Function):

@@ -1,4 +1,4 @@
-"""The hand-written numpy conv baseline (benchmarks/conv_baseline.py) computes what minigrad's Conv
+"""The hand-written numpy conv baseline (benchmarks/baselines.py) computes what minigrad's Conv
 computes, forward and backward, in 1-D and 2-D (no timing here): a speed ratio against it means
 something only if both sides do the same arithmetic.
 """
@@ -12,7 +12,7 @@ import minigrad as mg
 from minigrad.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-baseline = pytest.importorskip("conv_baseline")   # benchmarks/conv_baseline.py
+baseline = pytest.importorskip("baselines")   # benchmarks/baselines.py
 
 CASES = [  # x shape, w shape, stride, padding, dilation, bias
     ((3, 2, 11), (4, 2, 3), 2, 1, 1, True),

@@ -111,33 +111,12 @@ def test_table_rows_and_format(capsys):
 
 
 # ------------------------------------------------------------------ against PyTorch
-def torch_copy(net, torch):
-    """The same Sequential in torch, with minigrad's weights (state_dict loaded strictly)."""
-    layers = []
-    for m in net:
-        name = type(m).__name__
-        if name in ("Conv1d", "Conv2d"):
-            layers.append(getattr(torch.nn, name)(m.in_channels, m.out_channels, m.kernel_size,
-                                                  stride=m.stride, padding=m.padding))
-        elif name in ("BatchNorm1d", "BatchNorm2d"):
-            layers.append(getattr(torch.nn, name)(m.num_features, momentum=m.momentum))
-        elif name == "Linear":
-            layers.append(torch.nn.Linear(m.in_features, m.out_features))
-        elif name == "MaxPool2d":
-            layers.append(torch.nn.MaxPool2d(m.kernel_size))
-        else:
-            layers.append(getattr(torch.nn, name)())
-    twin = torch.nn.Sequential(*layers)
-    twin.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in net.state_dict().items()}, strict=True)
-    return twin
-
-
 @pytest.mark.parametrize("data", ["mnist1d", "digits"])
 def test_a_few_sgd_steps_track_torch(train_cnn, data):
     torch = pytest.importorskip("torch")
     mg.manual_seed(3)
     net = train_cnn.build_model(data, "cnn", "fused")
-    twin = torch_copy(net, torch)
+    twin = train_cnn.torch_twin(net, torch)
     X_train, y_train = train_cnn.load(data, "cnn", False)[:2]
     ours = mg.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
     theirs = torch.optim.SGD(twin.parameters(), lr=0.05, momentum=0.9)

@@ -188,3 +188,20 @@ def test_pool_after_a_convolution_output():
 
 def test_the_ops_never_import_tensor():
     assert "Tensor" not in vars(pool_ops)
+
+
+def test_max_pool_offsets_reset_along_an_axis_when_a_later_offset_wins():
+    """Window offsets in order (0,0), (0,1), (1,0), (1,1): a maximum at (1,0) after one at (0,1)
+    must give column 0 again (a running update that skipped axes at offset 0 would keep 1)."""
+    x = mg.tensor(np.array([[[[0.0, 5.0], [9.0, 1.0]]]]), requires_grad=True)   # (1, 1, 2, 2)
+    y = max_pool(x, (2, 2), (2, 2), (0, 0))
+    y.backward(np.ones((1, 1, 1, 1)))
+    np.testing.assert_array_equal(x.grad, [[[[0.0, 0.0], [1.0, 0.0]]]])
+
+
+def test_max_pool_propagates_nan_and_sends_its_gradient_to_the_first_nan():
+    x = mg.tensor(np.array([[[1.0, np.nan, 3.0, np.nan]]]), requires_grad=True)    # (1, 1, 4)
+    y = max_pool(x, (4,), (4,), (0,))
+    assert np.isnan(y.data).all()
+    y.backward(np.ones((1, 1, 1)))
+    np.testing.assert_array_equal(x.grad, [[[0.0, 1.0, 0.0, 0.0]]])
