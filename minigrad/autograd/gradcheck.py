@@ -88,7 +88,9 @@ def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     """Check second derivatives: gradcheck of x -> d<u, fn(x)>/dx (u random, fixed).
 
     The inner gradient is built with ``create_graph=True``, so this checks that every backward
-    formula on the path is itself differentiated correctly.
+    formula on the path is itself differentiated correctly. First, that recorded gradient must
+    equal the plain one (no create_graph): a backward whose Tensor path computed something else
+    would otherwise be checked against its own wrong derivative and pass.
     """
     inputs = [_float64_copy(x) for x in inputs]
     if not any(isinstance(x, Tensor) and x.requires_grad for x in inputs):
@@ -103,6 +105,17 @@ def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
                      create_graph=True, allow_unused=True)
         return tuple(g if g is not None else Tensor(np.zeros(x.shape)) for g, x in zip(found, wrt))
 
+    outs = _as_tuple(fn(*inputs))
+    wrt = [x for x in inputs if isinstance(x, Tensor) and x.requires_grad]
+    live = [(o, u) for o, u in zip(outs, upstream) if o.requires_grad]
+    plain = grad([o for o, _ in live], wrt, grad_outputs=[u for _, u in live], allow_unused=True) \
+        if live else [None] * len(wrt)
+    for i, (recorded, ordinary, x) in enumerate(zip(first_derivative(*inputs), plain, wrt)):
+        ordinary = np.zeros(x.shape) if ordinary is None else ordinary.data
+        if not np.allclose(recorded.data, ordinary, rtol=1e-7, atol=1e-10):
+            raise GradcheckError(f"gradgradcheck: the gradient with create_graph=True differs from the plain "
+                                 f"one for checked input {i} (shape {x.shape}): max difference "
+                                 f"{float(np.abs(recorded.data - ordinary).max())!r}")
     return gradcheck(first_derivative, inputs, eps=eps, atol=atol, rtol=rtol, seed=seed,
                      check_dependence=False)
 

@@ -168,3 +168,24 @@ def test_gradgradcheck_catches_a_backward_that_is_not_differentiable(op):
 
 def test_gradgradcheck_of_two_inputs():
     assert mg.gradgradcheck(lambda a, b: a * b * b / a.exp(), [leaf((3,), 8), leaf((3,), 9)])
+
+
+def test_gradgradcheck_catches_a_create_graph_path_that_computes_something_else():
+    """A backward whose Tensor path (create_graph) differs from its array path: the second-order
+    finite differences alone would check it against its own (wrong) derivative."""
+    class TwoFaced(Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        def backward(ctx, grad_y):
+            (x,) = ctx.saved_tensors
+            factor = 2 if isinstance(x, np.ndarray) else 3      # wrong on the recorded path only
+            return grad_y * x * factor
+
+    x = mg.tensor(np.array([0.5, -1.5, 2.0]), requires_grad=True)
+    assert mg.gradcheck(TwoFaced.apply, [x])                    # first order: fine
+    with pytest.raises(mg.GradcheckError, match="create_graph=True differs from the plain one"):
+        mg.gradgradcheck(TwoFaced.apply, [x])
