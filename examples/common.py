@@ -10,6 +10,7 @@ import json
 import math
 import os
 import sys
+import time
 
 import numpy as np
 from tqdm import tqdm
@@ -80,6 +81,17 @@ def train_epoch(model, optimizer, loader, bar=None):
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
     return loss_sum / seen, correct / seen
+
+
+def run_epoch(model, optimizer, loader, X_val, y_val, epoch, epochs, quiet):
+    """One epoch of training (a progress bar on a terminal), then the validation set scored in
+    eval mode, i.e. with batch norm's running statistics: the epoch's history row."""
+    start = time.perf_counter()
+    with progress(len(loader), f"epoch {epoch}/{epochs}", quiet) as bar:
+        train_loss, train_acc = train_epoch(model, optimizer, loader, bar)
+    val_loss, val_acc = evaluate(model, X_val, y_val)
+    return {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
+            "val_loss": val_loss, "val_acc": val_acc, "seconds": time.perf_counter() - start}
 
 
 def evaluate(model, X, y):

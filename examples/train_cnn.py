@@ -17,7 +17,6 @@ the training set; the test set is scored once, at the end.
 import argparse
 import math
 import os
-import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # before numpy loads: toy-sized matmuls run
 # faster on one BLAS thread than on several that wait for each other
@@ -124,14 +123,10 @@ def main(argv=None):
     metrics = common.Metrics(args.metrics, history)
     try:
         for epoch in range(start + 1, config["epochs"] + 1):
-            t0 = time.perf_counter()
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, epoch)
-            with common.progress(len(loader), f"epoch {epoch}/{config['epochs']}", args.quiet) as bar:
-                train_loss, train_acc = common.train_epoch(model, optimizer, loader, bar)
-            val_loss, val_acc = common.evaluate(model, X_val, y_val)   # eval mode: running statistics
-            row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
-                   "val_loss": val_loss, "val_acc": val_acc, "seconds": time.perf_counter() - t0}
+            # train, then validate in eval mode: batch norm's running statistics
+            row = common.run_epoch(model, optimizer, loader, X_val, y_val, epoch, config["epochs"], args.quiet)
             history.append(row)
             say(common.format_row(row))
             if epoch == config["epochs"]:     # the test set, once, at the end

@@ -12,7 +12,6 @@ Invariant: a run is a function of its options; ``--resume`` continues a ``--save
 produces exactly the numbers of the uninterrupted run.
 """
 import argparse
-import time
 
 import common
 import minigrad as mg
@@ -62,12 +61,8 @@ def main(argv=None):
     metrics = common.Metrics(args.metrics, history)
     try:
         for epoch in range(start + 1, args.epochs + 1):
-            t0 = time.perf_counter()
-            with common.progress(len(loader), f"epoch {epoch}/{args.epochs}", args.quiet) as bar:
-                train_loss, train_acc = common.train_epoch(model, optimizer, loader, bar)
-            val_loss, val_acc = common.evaluate(model, X_val, y_val)   # eval mode: running statistics
-            row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
-                   "val_loss": val_loss, "val_acc": val_acc, "seconds": time.perf_counter() - t0}
+            # train, then validate in eval mode: batch norm's running statistics
+            row = common.run_epoch(model, optimizer, loader, X_val, y_val, epoch, args.epochs, args.quiet)
             history.append(row)
             say(common.format_row(row))
             metrics.write(row)
