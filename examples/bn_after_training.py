@@ -210,7 +210,8 @@ def average_conclusion(r):
     rows = r["rows"]
     rescue = {n: row["recalibrated, pooled"] - row["averaged stats"] for n, row in rows.items()}
     best = max(rescue, key=rescue.get)
-    beats = [n for n, row in rows.items() if row["recalibrated, pooled"] > max(row["A"], row["B"])]
+    beats = [f"{n} (by {samples(row['recalibrated, pooled'] - max(row['A'], row['B']))} test samples)"
+             for n, row in rows.items() if row["recalibrated, pooled"] > max(row["A"], row["B"])]
     fork = rows[f"fork at {r['half']}"]
     return [f"Recalibrating the average changes its accuracy by "
             + ", ".join(f"{100 * v:+.1f}" for v in rescue.values())
@@ -557,9 +558,12 @@ def describe_stats(name, n_train):
 
 
 # ====================================================================== figures
-def caption(args, data, what):
-    return (f"MNIST-1D (train_cnn.py's split: {len(data['y_train'])} train / {len(data['y_test'])} test), its CNN (3 x Conv1d+BN+ReLU, Linear), "
-            f"AdamW lr {LR:g} cosine, batch {BATCH}, {args.epochs} epochs, seed {args.seed}. {what}\n"
+def caption(args, data, part, what):
+    """Data, model, seed and the part's setup, then the command that made the figure."""
+    base = (f"base model: AdamW lr {LR:g} cosine, batch {BATCH}, {args.epochs} epochs, " if part != "small-batch"
+            else "")
+    return (f"MNIST-1D (train_cnn.py's split: {len(data['y_train'])} train / {len(data['y_test'])} test), its CNN "
+            f"(3 x Conv1d+BN+ReLU, Linear); {base}seed {args.seed}. {what}\n"
             f"python examples/bn_after_training.py --part {args.part} --seed {args.seed} --epochs {args.epochs} "
             f"--plot {args.plot}")
 
@@ -606,7 +610,7 @@ def plot_estimators(r, path, text):
     axes[1].set_title("Both depend on the batch size (BN 1: only the paper's)")
     accs = [v["accuracy"] for v in r["by_size"].values()] + list(r["accuracy"].values())
     axes[2].set_ylim(min(accs) - 0.01, max(accs) + 0.01)
-    axes[2].set_ylabel("test accuracy (fraction correct; 1 test sample = 0.001)")
+    axes[2].set_ylabel("test accuracy (fraction; 1 sample = 0.001)")
     axes[2].set_title("Test accuracy with each")
     fig.suptitle("Running (EMA) vs recomputed population statistics after training")
     save(fig, plt, path, text)
@@ -736,14 +740,15 @@ def check_plot_folder(parser, args):
 
 # part -> (file name, plot function, the part's setup for the caption, from its numbers)
 FIGURES = {"estimators": ("bn_estimators.png", plot_estimators,
-                          lambda r: f"Recalibration on the training set, batches of {RECAL_BATCH} (sizes {r['sizes']} "
-                                    f"in the middle and right panels)."),
+                          lambda r: f"Recalibrated on the training set: left in batches of {RECAL_BATCH}, middle and "
+                                    f"right in batches of {', '.join(map(str, r['sizes']))}; exact: one batch of all "
+                                    f"{r['n_train']}."),
            "average": ("bn_average.png", plot_average,
                        lambda r: f"Checkpoints of one run, weights and running statistics averaged; the fork is "
                                  f"trained from epoch {r['half']} to {r['epochs']} with shuffling seed + 1."),
            "small-batch": ("bn_small_batch.png", plot_small_batch,
-                           lambda r: f"Small-batch models trained from scratch on {r['samples']} training samples, "
-                                     f"{r['epochs']} epochs each, same initial weights and lr."),
+                           lambda r: f"Trained from scratch at each batch size on {r['samples']} training samples: "
+                                     f"AdamW lr {LR:g} cosine over {r['epochs']} epochs, the same initial weights."),
            "finetune": ("bn_finetune.png", plot_finetune,
                         lambda r: f"Fine-tuned on {r['samples']} shifted training samples, batch {r['batch_size']}, "
                                   f"AdamW lr {r['lr']:g} constant."),
@@ -788,7 +793,7 @@ def main(argv=None):
         result[part] = numbers
         if args.plot is not None:
             name, plot, setup = FIGURES[part]
-            plot(numbers, os.path.join(args.plot, name), caption(args, data, setup(numbers)))
+            plot(numbers, os.path.join(args.plot, name), caption(args, data, part, setup(numbers)))
         result["seconds"][part] = time.perf_counter() - t0
     result["seconds"]["total"] = time.perf_counter() - start
     print("\nseconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result["seconds"].items()))

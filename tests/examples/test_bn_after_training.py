@@ -177,6 +177,56 @@ def test_averaged_checkpoints_average_weights_and_running_statistics(trained):
     assert not np.array_equal(sa["1.running_var"], sb["1.running_var"])
 
 
+def test_estimators_conclusion_follows_its_numbers():
+    by_size = {(e, s): {"var_ratio": [1.0, 0.9, 0.8] if e == "pooled" else [0.99, 0.95, 0.9], "accuracy": a}
+               for (e, s), a in {("paper", 2): 0.90, ("pooled", 2): 0.91, ("paper", 100): 0.93,
+                                 ("pooled", 100): 0.94}.items()}
+    r = {"accuracy": {"EMA": 0.95, "paper": 0.93, "pooled": 0.94, "exact": 0.94},
+         "gaps": {"EMA vs pooled": [(0.1, 0.02), (0.1, 0.05)], "paper vs pooled": [(0, 0.001), (0, 0.002)],
+                  "EMA vs paper": [(0.1, 0.02), (0.1, 0.05)]},
+         "by_size": by_size, "sizes": [2, 100], "positions": [19, 10, 5]}
+    lines = study.estimators_conclusion(r)
+    assert lines[0].startswith("After training all four give test accuracies within 2.0 points (20 of")
+    assert "at most 5.0% from the pooled ones, the paper's 0.20%" in lines[0]
+    assert "(at most 0% off), the paper's estimator is 1.00% off in batches of 2" in lines[1]
+    assert "BN 3's variances are 10.0% (paper) and 20.0% (pooled)" in lines[2]
+    assert "paper gives 0.9000-0.9300, pooled 0.9100-0.9400" in lines[3]
+
+
+def test_every_figure_has_a_title_axis_labels_a_legend_and_a_caption(tiny_main, monkeypatch):
+    if not study.common.have_matplotlib():
+        pytest.skip("matplotlib is not installed")
+    result, _, folder = tiny_main
+    seen = {}
+
+    monkeypatch.setattr(study, "save", lambda fig, plt, path, text: seen.__setitem__(path, fig))
+    for part, (name, plot, setup) in study.FIGURES.items():
+        plot(result[part], str(folder / ("x" + name)), "caption")
+    assert len(seen) == len(study.FIGURES)
+    for path, fig in seen.items():
+        axes = fig.get_axes()
+        assert fig._suptitle is not None or all(ax.get_title() for ax in axes), path
+        for ax in axes:
+            assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title(), (path, ax.get_title())
+        assert any(ax.get_legend() is not None for ax in axes), path
+        study.common.pyplot().close(fig)
+    # the caption names the data, the seed and the command
+    text = study.caption(study.make_parser().parse_args(["--plot", "figs"]), small_data(300, 200), "fold", "Setup.")
+    assert "MNIST-1D" in text and "300 train / 200 test" in text and "seed 0" in text
+    assert "python examples/bn_after_training.py --part all --seed 0 --epochs 30 --plot figs" in text
+
+
+def test_a_checkpoint_continued_with_the_same_seed_is_the_uninterrupted_run(trained, data):
+    """What makes the fork a fork: from the same checkpoint and seed, fit reproduces the base run
+    exactly (epoch order and learning rate follow the epoch number); another seed does not."""
+    base, snapshots = trained
+    for seed, same in ((0, True), (1, False)):
+        model, optimizer = copy.deepcopy(snapshots[2])
+        study.fit(model, optimizer, data["X_train"], data["y_train"], study.BATCH, 4, seed, "", True, start=2)
+        equal = all(np.array_equal(a, b) for a, b in zip(model.state_dict().values(), base.state_dict().values()))
+        assert equal is same
+
+
 def test_checkpoint_epochs():
     assert study.checkpoint_epochs(30) == [3, 6, 10, 15, 20, 25]
     assert study.checkpoint_epochs(2) == [1]
@@ -210,6 +260,26 @@ def test_batch_statistics_scoring_leaves_the_model_alone(trained, data):
     assert all(np.array_equal(before[k], after[k]) for k in before)
 
 
+def test_batch_statistics_accuracy_in_one_batch_is_the_training_mode_forward(trained, data):
+    base, _ = trained
+    X, y = data["X_test"], data["y_test"]
+    with mg.no_grad(), mg.train_mode():
+        expected = float((copy.deepcopy(base)(mg.tensor(X)).data.argmax(axis=1) == y).mean())
+    assert study.batch_stats_accuracy(base, X, y, len(y), seed=0) == expected
+    assert expected != study.test_accuracy(base, X, y)    # batch statistics are not the running ones
+
+
+def test_subset_is_fixed_sorted_and_everything_when_large(data):
+    X, y = data["X_train"], data["y_train"]
+    Xs, ys = study.subset(X, y, 50)
+    assert len(ys) == 50 and Xs.shape == (50, 1, 40)
+    rows = [int(np.flatnonzero((X == row).all(axis=(1, 2)))[0]) for row in Xs]
+    assert rows == sorted(rows) and len(set(rows)) == 50      # distinct rows, original order
+    np.testing.assert_array_equal(study.subset(X, y, 50)[0], Xs)   # the same rows every time
+    Xa, ya = study.subset(X, y, len(y))
+    assert Xa is X and ya is y
+
+
 # ------------------------------------------------------------------ the command line
 @pytest.fixture(scope="module")
 def tiny_main(tmp_path_factory):
@@ -219,6 +289,7 @@ def tiny_main(tmp_path_factory):
     real_load = study.train_cnn.load
 
     def load(*args):
+        assert args == ("mnist1d", "cnn", False)          # train_cnn's data, positions unshuffled
         X_train, y_train, X_val, y_val, X_test, y_test = real_load(*args)
         return small["X_train"], small["y_train"], X_val, y_val, small["X_test"], small["y_test"]
     patch.setattr(study.train_cnn, "load", load)
