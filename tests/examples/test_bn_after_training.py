@@ -208,7 +208,10 @@ def test_every_figure_has_a_title_axis_labels_a_legend_and_a_caption(tiny_main, 
         assert fig._suptitle is not None or all(ax.get_title() for ax in axes), path
         for ax in axes:
             assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title(), (path, ax.get_title())
-        assert any(ax.get_legend() is not None for ax in axes), path
+        legends = [ax.get_legend() for ax in axes if ax.get_legend() is not None]
+        assert legends and all(legend.get_texts() for legend in legends), path   # entries, not an empty box
+        for ax in axes:                          # every panel shows data: lines or bars
+            assert ax.get_lines() or ax.patches, (path, ax.get_title())
         study.common.pyplot().close(fig)
     # the caption names the data, the seed and the command
     text = study.caption(study.make_parser().parse_args(["--plot", "figs"]), small_data(300, 200), "fold", "Setup.")
