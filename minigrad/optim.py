@@ -247,8 +247,12 @@ class Optimizer:
         """[(group, [(p, grad array), ...])] for the parameters that have a gradient. Every group
         and gradient is checked first, so a bad one raises before any parameter moves."""
         work, seen = [], set()
+        checked = self.__dict__.setdefault("_checked", {})   # group index -> the values last checked
         for i, group in enumerate(self.param_groups):
-            self._check_group(group, f" in param group {i}")
+            values = (len(group), *map(group.get, self.defaults))
+            if checked.get(i) != values:          # changed by hand since (NaN never compares equal)
+                self._check_group(group, f" in param group {i}")
+                checked[i] = values
             pairs = []
             for p in group["params"]:
                 grad = p.grad
