@@ -18,6 +18,7 @@ import os
 import numpy as np
 
 import common
+from common import bn_layers, stats_gap  # shared with bn_after_training.py
 import minigrad as mg
 from minigrad import nn
 from minigrad.data import DataLoader
@@ -45,10 +46,6 @@ def column_name(key):
     """Short header for a method: "running", "B=8", "B=32 sorted", "population", ..."""
     kind, _, size = key.partition(" ")
     return {"batch": f"B={size}", "sorted": f"B={size} sorted"}.get(kind, kind)
-
-
-def bn_layers(model):
-    return [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
 
 
 def score(model, batches, training):
@@ -92,16 +89,6 @@ def population_statistics(model, X_train, y_train, batch_size, seed):
     population = copy.deepcopy(model)
     nn.recompute_bn_stats(population, DataLoader(X_train, y_train, batch_size, shuffle=True, seed=seed))
     return population
-
-
-def stats_gap(model, reference):
-    """How far ``model``'s running statistics are from ``reference``'s, over all BN channels:
-    (max |mean difference| in reference standard deviations, max |variance ratio - 1|)."""
-    d_mean, d_var = 0.0, 0.0
-    for a, b in zip(bn_layers(model), bn_layers(reference)):
-        d_mean = max(d_mean, float(np.max(np.abs(a.running_mean - b.running_mean) / np.sqrt(b.running_var))))
-        d_var = max(d_var, float(np.max(np.abs(a.running_var / b.running_var - 1))))
-    return d_mean, d_var
 
 
 def same_weights(a, b):

@@ -1,4 +1,5 @@
-"""examples/bn_after_training.py: what practitioners do with batch norm after training.
+"""examples/bn_after_training.py and its parts, examples/after_training/: what practitioners do
+with batch norm after training.
 
 Everything runs on small subsets of MNIST-1D with one or two epochs (the part functions take
 their sizes as arguments; main's constants are patched for the end-to-end run). The checks are
@@ -18,7 +19,10 @@ import minigrad as mg
 from minigrad import nn
 from minigrad.data import DataLoader
 
-from .loader import load_example
+from .loader import load_example   # first: it puts examples/ on sys.path for the two lines below
+
+import common
+from after_training import average, estimators, finetune, fold, shared, small_batch
 
 study = load_example("bn_after_training")
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -52,7 +56,7 @@ def quiet_call(fn, *args, **kwargs):
 def test_fold_is_exact_in_eval_mode_and_not_in_training_mode(trained, data):
     base, _ = trained
     before = base.state_dict()
-    r = study.part_fold(base, data, repeats=3)
+    r = fold.part_fold(base, data, repeats=3)
     assert r["diffs"]["eval, float64"] <= 1e-10
     assert r["diffs"]["eval, float32"] <= 1e-3
     assert r["diffs"]["training, float32"] > 1e-2        # batch statistics of the test batch
@@ -65,15 +69,15 @@ def test_fold_is_exact_in_eval_mode_and_not_in_training_mode(trained, data):
 def test_fold_conclusion_says_so_when_the_folded_network_differs():
     r = {"diffs": {"eval, float64": 1e-3, "eval, float32": 1e-3, "training, float32": 1.0},
          "nodes": {"original": 29, "folded": 8}, "ratio": 0.7, "ms": {"original": 1.0, "folded": 0.7}}
-    assert "DIFFERS" in study.fold_conclusion(r)[0]
+    assert "DIFFERS" in fold.fold_conclusion(r)[0]
     r["diffs"]["eval, float64"] = 1e-14
-    assert "computes the same function" in study.fold_conclusion(r)[0]
+    assert "computes the same function" in fold.fold_conclusion(r)[0]
 
 
 # ------------------------------------------------------------------ 4. finetune
 def test_frozen_fine_tuning_never_changes_the_running_statistics(trained, data):
     base, _ = trained
-    r = study.part_finetune(base, data, seed=0, samples=40, epochs=1, batch_size=4, lr=1e-3)
+    r = finetune.part_finetune(base, data, seed=0, samples=40, epochs=1, batch_size=4, lr=1e-3)
     assert r["unchanged"] == {"BN updating": False, "BN frozen": True, "recalibrated, frozen": True}
     assert all(r["affine_trained"].values())              # gradients still reach γ and β
     for curve in r["curves"].values():
@@ -86,8 +90,8 @@ def test_a_frozen_copy_keeps_its_buffers_through_fit(trained, data):
     base, _ = trained
     model = nn.utils.freeze_batch_norm(copy.deepcopy(base))
     optimizer = mg.optim.AdamW(model.parameters(), lr=1e-3)
-    study.fit(model, optimizer, data["X_train"][:40], data["y_train"][:40], 4, 1, 0, "", True, cosine=False)
-    for a, b in zip(study.bn_layers(model), study.bn_layers(base)):
+    shared.fit(model, optimizer, data["X_train"][:40], data["y_train"][:40], 4, 1, 0, "", True, cosine=False)
+    for a, b in zip(common.bn_layers(model), common.bn_layers(base)):
         np.testing.assert_array_equal(a.running_mean, b.running_mean)
         np.testing.assert_array_equal(a.running_var, b.running_var)
         assert int(a.num_batches_tracked) == int(b.num_batches_tracked)
@@ -97,13 +101,13 @@ def test_a_frozen_copy_keeps_its_buffers_through_fit(trained, data):
 def test_finetune_conclusion_claims_absorption_only_when_recalibration_regains_the_loss():
     curves = {"BN updating": [0.70, 0.90], "BN frozen": [0.70, 0.92], "recalibrated, frozen": [0.94, 0.93]}
     r = {"curves": curves, "epochs": 1, "batch_size": 4, "original": 0.95, "updating_recalibrated": 0.90}
-    lines = study.finetune_conclusion(r)
+    lines = finetune.finetune_conclusion(r)
     assert "removes once its statistics" in lines[1]
     assert "not its EMA but its weights" in lines[3]
     r["curves"] = {**curves, "recalibrated, frozen": [0.75, 0.93]}
-    assert "removes once" not in study.finetune_conclusion(r)[1]
+    assert "removes once" not in finetune.finetune_conclusion(r)[1]
     r["updating_recalibrated"] = 0.93
-    assert "(+3.0 points)" in study.finetune_conclusion(r)[3]
+    assert "(+3.0 points)" in finetune.finetune_conclusion(r)[3]
 
 
 # ------------------------------------------------------------------ recompute_bn_stats, independently
@@ -123,7 +127,7 @@ def test_recalibrated_statistics_are_the_formulas(estimator):
     model = nn.Sequential(nn.Conv1d(1, 3, 3), nn.BatchNorm1d(3), nn.ReLU(), nn.Conv1d(3, 2, 3),
                           nn.BatchNorm1d(2)).double()
     rng = np.random.default_rng(0)
-    for bn in study.bn_layers(model):       # not the initial γ = 1, β = 0
+    for bn in common.bn_layers(model):      # not the initial γ = 1, β = 0
         bn.weight.data[...] = rng.uniform(0.5, 2, bn.num_features)
         bn.bias.data[...] = rng.normal(size=bn.num_features)
     X, y = rng.normal(2.0, 3.0, (10, 1, 9)), np.zeros(10, np.int64)
@@ -135,8 +139,8 @@ def test_recalibrated_statistics_are_the_formulas(estimator):
             inputs[0].append(h)
             inputs[1].append(conv2(mg.tensor(np.maximum(numpy_bn_train(h, bn1), 0))).data)
     assert [len(b) for b in inputs[0]] == [4, 4, 2]
-    recal = study.recalibrated(model, X, y, 4, estimator, seed=0)
-    for bn, batches in zip(study.bn_layers(recal), inputs):
+    recal = shared.recalibrated(model, X, y, 4, estimator, seed=0)
+    for bn, batches in zip(common.bn_layers(recal), inputs):
         everything = np.concatenate(batches)                          # (10, C, L)
         sizes = np.array([b.shape[0] * b.shape[2] for b in batches])  # values per channel
         mean = everything.mean(axis=(0, 2))
@@ -152,7 +156,7 @@ def test_recalibrated_statistics_are_the_formulas(estimator):
 
 def test_estimators_pooled_first_layer_does_not_depend_on_the_batch_size(trained, data):
     base, _ = trained
-    r = study.part_estimators(base, data, seed=0, sizes=(4, 50))
+    r = estimators.part_estimators(base, data, seed=0, sizes=(4, 50))
     assert set(r["accuracy"]) == {"EMA", "paper", "pooled", "exact"}
     assert all(0 <= a <= 1 for a in r["accuracy"].values())
     for size in (4, 50):
@@ -169,7 +173,7 @@ def test_estimators_pooled_first_layer_does_not_depend_on_the_batch_size(trained
 def test_averaged_checkpoints_average_weights_and_running_statistics(trained):
     base, snapshots = trained
     early = snapshots[min(snapshots)][0]
-    averaged = study.average_checkpoints(early, base)
+    averaged = average.average_checkpoints(early, base)
     sa, sb, sm = early.state_dict(), base.state_dict(), averaged.state_dict()
     for key in sm:
         if sm[key].dtype.kind == "f":
@@ -185,7 +189,7 @@ def test_estimators_conclusion_follows_its_numbers():
          "gaps": {"EMA vs pooled": [(0.1, 0.02), (0.1, 0.05)], "paper vs pooled": [(0, 0.001), (0, 0.002)],
                   "EMA vs paper": [(0.1, 0.02), (0.1, 0.05)]},
          "by_size": by_size, "sizes": [2, 100], "positions": [19, 10, 5]}
-    lines = study.estimators_conclusion(r)
+    lines = estimators.estimators_conclusion(r)
     assert lines[0].startswith("After training all four give test accuracies within 2.0 points (20 of")
     assert "at most 5.0% from the pooled ones, the paper's 0.20%" in lines[0]
     assert "(at most 0% off), the paper's estimator is 1.00% off in batches of 2" in lines[1]
@@ -199,7 +203,8 @@ def test_every_figure_has_a_title_axis_labels_a_legend_and_a_caption(tiny_main, 
     result, _, folder = tiny_main
     seen = {}
 
-    monkeypatch.setattr(study, "save", lambda fig, plt, path, text: seen.__setitem__(path, fig))
+    for module in (estimators, average, small_batch, finetune, fold):
+        monkeypatch.setattr(module, "save", lambda fig, plt, path, text: seen.__setitem__(path, fig))
     for part, (name, plot, setup) in study.FIGURES.items():
         plot(result[part], str(folder / ("x" + name)), "caption")
     assert len(seen) == len(study.FIGURES)
@@ -214,7 +219,7 @@ def test_every_figure_has_a_title_axis_labels_a_legend_and_a_caption(tiny_main, 
             assert ax.get_lines() or ax.patches, (path, ax.get_title())
         study.common.pyplot().close(fig)
     # the caption names the data, the seed and the command
-    text = study.caption(study.make_parser().parse_args(["--plot", "figs"]), small_data(300, 200), "fold", "Setup.")
+    text = shared.caption(study.make_parser().parse_args(["--plot", "figs"]), small_data(300, 200), "fold", "Setup.")
     assert "MNIST-1D" in text and "300 train / 200 test" in text and "seed 0" in text
     assert "python examples/bn_after_training.py --part all --seed 0 --epochs 30 --plot figs" in text
 
@@ -225,39 +230,39 @@ def test_a_checkpoint_continued_with_the_same_seed_is_the_uninterrupted_run(trai
     base, snapshots = trained
     for seed, same in ((0, True), (1, False)):
         model, optimizer = copy.deepcopy(snapshots[2])
-        study.fit(model, optimizer, data["X_train"], data["y_train"], study.BATCH, 4, seed, "", True, start=2)
+        shared.fit(model, optimizer, data["X_train"], data["y_train"], shared.BATCH, 4, seed, "", True, start=2)
         equal = all(np.array_equal(a, b) for a, b in zip(model.state_dict().values(), base.state_dict().values()))
         assert equal is same
 
 
 def test_checkpoint_epochs():
-    assert study.checkpoint_epochs(30) == [3, 6, 10, 15, 20, 25]
-    assert study.checkpoint_epochs(2) == [1]
-    assert study.checkpoint_epochs(4) == [1, 2, 3]
+    assert average.checkpoint_epochs(30) == [3, 6, 10, 15, 20, 25]
+    assert average.checkpoint_epochs(2) == [1]
+    assert average.checkpoint_epochs(4) == [1, 2, 3]
 
 
 def test_average_part_scores_every_checkpoint_and_the_fork(trained, data):
     base, snapshots = trained
-    r = study.part_average(base, snapshots, data, epochs=4, seed=0)
+    r = average.part_average(base, snapshots, data, epochs=4, seed=0)
     assert list(r["rows"]) == [f"epoch {e}" for e in (1, 2, 3)] + ["fork at 2"]
     for row in r["rows"].values():
-        assert all(0 <= row[c] <= 1 for c in study.AVERAGE_COLUMNS)
-        assert row["B"] == study.test_accuracy(base, data["X_test"], data["y_test"])
+        assert all(0 <= row[c] <= 1 for c in average.AVERAGE_COLUMNS)
+        assert row["B"] == shared.test_accuracy(base, data["X_test"], data["y_test"])
 
 
 # ------------------------------------------------------------------ 3. small-batch
 def test_small_batch_rows(data):
-    r = study.part_small_batch(data, seed=0, sizes=(2, 8), samples=60, epochs=1)
+    r = small_batch.part_small_batch(data, seed=0, sizes=(2, 8), samples=60, epochs=1)
     assert r["samples"] == 60 and set(r["rows"]) == {2, 8}
     assert r["rows"][2]["steps"] == 30 and r["rows"][8]["steps"] == 8   # 60 / 8: 7 full + one of 4
     for row in r["rows"].values():
-        assert all(0 <= row[c] <= 1 for c in study.SMALL_COLUMNS)
+        assert all(0 <= row[c] <= 1 for c in small_batch.SMALL_COLUMNS)
 
 
 def test_batch_statistics_scoring_leaves_the_model_alone(trained, data):
     base, _ = trained
     before = base.state_dict()
-    acc = study.batch_stats_accuracy(base, data["X_test"], data["y_test"], 4, seed=0)
+    acc = small_batch.batch_stats_accuracy(base, data["X_test"], data["y_test"], 4, seed=0)
     assert 0 <= acc <= 1
     after = base.state_dict()
     assert all(np.array_equal(before[k], after[k]) for k in before)
@@ -268,18 +273,18 @@ def test_batch_statistics_accuracy_in_one_batch_is_the_training_mode_forward(tra
     X, y = data["X_test"], data["y_test"]
     with mg.no_grad(), mg.train_mode():
         expected = float((copy.deepcopy(base)(mg.tensor(X)).data.argmax(axis=1) == y).mean())
-    assert study.batch_stats_accuracy(base, X, y, len(y), seed=0) == expected
-    assert expected != study.test_accuracy(base, X, y)    # batch statistics are not the running ones
+    assert small_batch.batch_stats_accuracy(base, X, y, len(y), seed=0) == expected
+    assert expected != shared.test_accuracy(base, X, y)    # batch statistics are not the running ones
 
 
 def test_subset_is_fixed_sorted_and_everything_when_large(data):
     X, y = data["X_train"], data["y_train"]
-    Xs, ys = study.subset(X, y, 50)
+    Xs, ys = shared.subset(X, y, 50)
     assert len(ys) == 50 and Xs.shape == (50, 1, 40)
     rows = [int(np.flatnonzero((X == row).all(axis=(1, 2)))[0]) for row in Xs]
     assert rows == sorted(rows) and len(set(rows)) == 50      # distinct rows, original order
-    np.testing.assert_array_equal(study.subset(X, y, 50)[0], Xs)   # the same rows every time
-    Xa, ya = study.subset(X, y, len(y))
+    np.testing.assert_array_equal(shared.subset(X, y, 50)[0], Xs)   # the same rows every time
+    Xa, ya = shared.subset(X, y, len(y))
     assert Xa is X and ya is y
 
 
@@ -296,9 +301,10 @@ def tiny_main(tmp_path_factory):
         X_train, y_train, X_val, y_val, X_test, y_test = real_load(*args)
         return small["X_train"], small["y_train"], X_val, y_val, small["X_test"], small["y_test"]
     patch.setattr(study.train_cnn, "load", load)
-    for name, value in {"RECAL_SIZES": (4, 100), "SMALL_SIZES": (4, 32), "SMALL_SAMPLES": 64,
-                        "SMALL_EPOCHS": 1, "FT_SAMPLES": 24, "FT_EPOCHS": 1, "FOLD_REPEATS": 2}.items():
-        patch.setattr(study, name, value)
+    for module, name, value in ((estimators, "RECAL_SIZES", (4, 100)), (small_batch, "SMALL_SIZES", (4, 32)),
+                                (small_batch, "SMALL_SAMPLES", 64), (small_batch, "SMALL_EPOCHS", 1),
+                                (finetune, "FT_SAMPLES", 24), (finetune, "FT_EPOCHS", 1), (fold, "FOLD_REPEATS", 2)):
+        patch.setattr(module, name, value)
     folder = tmp_path_factory.mktemp("figures")
     argv = ["--epochs", "2", "--quiet"] + (["--plot", str(folder)] if study.common.have_matplotlib() else [])
     try:

@@ -1,0 +1,130 @@
+"""Part 2, average: averaging two checkpoints of one run averages their running statistics too,
+which are not the statistics of the averaged network; how much recalibrating them matters. The
+measurement, its table, the conclusion computed from the table's numbers, and the figure.
+checkpoint_epochs says which checkpoints the base model's training keeps for this part.
+"""
+import copy
+
+import common
+from common import stats_gap_per_layer
+from .shared import BATCH, RECAL_BATCH, fit, print_lines, recalibrated, samples, save, test_accuracy
+
+AVERAGE_FRACTIONS = (0.1, 0.2, 1 / 3, 0.5, 2 / 3, 5 / 6)   # the checkpoints, as parts of the run
+FIGURE = "bn_average.png"
+
+
+def checkpoint_epochs(epochs):
+    """The epochs whose checkpoints part 2 averages with the last one: AVERAGE_FRACTIONS of the
+    run (at least epoch 1, before the end), always including the middle, epochs // 2."""
+    picked = {min(epochs - 1, max(1, round(f * epochs))) for f in AVERAGE_FRACTIONS}
+    return sorted(picked | {max(1, epochs // 2)})
+
+
+def part_average(base, snapshots, data, epochs, seed, quiet=True):
+    """Average two checkpoints of ONE run, weights and running statistics alike, and score the
+    average with those averaged statistics, then recalibrated. Pairs: the end (epoch E) with an
+    earlier epoch of the same run, and the end with a fork of the run at E/2 trained on to E with
+    another shuffling seed (two runs from a shared checkpoint)."""
+    X_train, y_train, X_test, y_test = data["X_train"], data["y_train"], data["X_test"], data["y_test"]
+    half = max(1, epochs // 2)
+    fork, fork_optimizer = copy.deepcopy(snapshots[half])
+    fit(fork, fork_optimizer, X_train, y_train, BATCH, epochs, seed + 1, "fork", quiet, start=half)
+    pairs = {f"epoch {e}": snapshots[e][0] for e in sorted(snapshots)}
+    pairs[f"fork at {half}"] = fork
+    rows = {}
+    for name, other in pairs.items():
+        averaged = average_checkpoints(other, base)
+        pooled = recalibrated(averaged, X_train, y_train, RECAL_BATCH, "pooled", seed)
+        rows[name] = {
+            "A": test_accuracy(other, X_test, y_test), "B": test_accuracy(base, X_test, y_test),
+            "averaged stats": test_accuracy(averaged, X_test, y_test),
+            "recalibrated, paper": test_accuracy(recalibrated(averaged, X_train, y_train, RECAL_BATCH, "paper", seed),
+                                                 X_test, y_test),
+            "recalibrated, pooled": test_accuracy(pooled, X_test, y_test),
+            "gap": stats_gap_per_layer(averaged, pooled)}   # per layer: (mean gap in std, variance gap)
+    return {"rows": rows, "epochs": epochs, "half": half, "checkpoints": sorted(snapshots)}
+
+
+AVERAGE_COLUMNS = ("A", "B", "averaged stats", "recalibrated, paper", "recalibrated, pooled")
+AVERAGE_HEADERS = {"A": "A alone", "B": "B alone", "averaged stats": "avg, averaged stats",
+                   "recalibrated, paper": "avg, recal. paper", "recalibrated, pooled": "avg, recal. pooled"}
+
+
+def print_average(r):
+    print(f"\n2. average: checkpoint A averaged with B = the end of the run (epoch {r['epochs']}), weights and "
+          f"running statistics alike")
+    print(f"  test accuracy; 'averaged stats': the mean of A's and B's running statistics; 'recalibrated': "
+          f"recomputed for the averaged weights (training set, batches of {RECAL_BATCH})")
+    print(f"  'fork at {r['half']}': a second run from the epoch-{r['half']} checkpoint to epoch {r['epochs']}, "
+          f"shuffled with seed + 1")
+    print(f"  {'checkpoint A':>12}" + "".join(f" {AVERAGE_HEADERS[c]:>20}" for c in AVERAGE_COLUMNS)
+          + f" {'avg stats off (var)':>20}")
+    for name, row in r["rows"].items():
+        print(f"  {name:>12}" + "".join(f" {row[c]:>20.4f}" for c in AVERAGE_COLUMNS)
+              + f" {100 * max(v for _, v in row['gap']):>19.1f}%")
+    print("  (last column: worst channel |variance ratio - 1| of the averaged statistics against the averaged "
+          "network's own, pooled)")
+    return print_lines(average_conclusion(r))
+
+
+def average_conclusion(r):
+    rows = r["rows"]
+    rescue = {n: row["recalibrated, pooled"] - row["averaged stats"] for n, row in rows.items()}
+    best = max(rescue, key=rescue.get)
+    beats = [f"{n} (by {samples(row['recalibrated, pooled'] - max(row['A'], row['B']))} test samples)"
+             for n, row in rows.items() if row["recalibrated, pooled"] > max(row["A"], row["B"])]
+    fork = rows[f"fork at {r['half']}"]
+    return [f"Recalibrating the average changes its accuracy by "
+            + ", ".join(f"{100 * v:+.1f}" for v in rescue.values())
+            + f" points (A = {', '.join(rescue)}); most for {best} ({samples(rescue[best])} test samples).",
+            f"The averaged running statistics against the averaged network's own (worst-channel variance gap): "
+            + ", ".join(f"{n} {100 * max(v for _, v in row['gap']):.0f}%" for n, row in rows.items()) + ".",
+            f"The recalibrated average beats both of its checkpoints for: {', '.join(beats) if beats else 'none'}; "
+            f"the fork pair: {fork['A']:.4f} and {fork['B']:.4f} alone, {fork['averaged stats']:.4f} averaged, "
+            f"{fork['recalibrated, pooled']:.4f} recalibrated."]
+
+
+def average_checkpoints(a, b):
+    """A model whose every parameter and floating-point buffer (running statistics) is the mean of
+    a's and b's: what weight averaging does to a network that carries its statistics along."""
+    averaged = copy.deepcopy(a)
+    sa, sb = a.state_dict(), b.state_dict()
+    averaged.load_state_dict({k: (sa[k] + sb[k]) / 2 if sa[k].dtype.kind == "f" else sa[k] for k in sa})
+    return averaged
+
+
+def figure_setup(r):
+    """The part's setup for the figure's caption, from its numbers."""
+    return (f"Checkpoints of one run, weights and running statistics averaged; the fork is "
+            f"trained from epoch {r['half']} to {r['epochs']} with shuffling seed + 1.")
+
+
+def plot_average(r, path, text):
+    plt = common.pyplot()
+    fig, (ax, ax_fork) = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [2.2, 1]})
+    labels = {"A": "checkpoint A alone", "B": f"checkpoint B alone (epoch {r['epochs']})",
+              "averaged stats": "average, averaged running statistics",
+              "recalibrated, paper": "average, recalibrated (paper)",
+              "recalibrated, pooled": "average, recalibrated (pooled)"}
+    styles = {"A": "o:", "B": "-", "averaged stats": "s-", "recalibrated, paper": "^-", "recalibrated, pooled": "v--"}
+    epochs = r["checkpoints"]
+    for column in AVERAGE_COLUMNS:
+        ax.plot(epochs, [r["rows"][f"epoch {e}"][column] for e in epochs], styles[column], label=labels[column])
+    ax.set_xticks(epochs)
+    ax.set_xlabel(f"epoch of checkpoint A (averaged with B, the end of the same run)")
+    ax.set_ylabel("test accuracy (fraction correct)")
+    ax.set_title("Averaging an earlier checkpoint with the end")
+    ax.legend(fontsize=8)
+    fork = r["rows"][f"fork at {r['half']}"]
+    bars = ax_fork.bar(range(len(AVERAGE_COLUMNS)), [fork[c] for c in AVERAGE_COLUMNS],
+                       color=[f"C{i}" for i in range(len(AVERAGE_COLUMNS))])   # the left panel's colours
+    ax_fork.bar_label(bars, fmt="%.3f", fontsize=8)
+    ax_fork.set_xticks(range(len(AVERAGE_COLUMNS)), ["A", "B", "avg\nstats", "recal\npaper", "recal\npooled"])
+    low = min(fork[c] for c in AVERAGE_COLUMNS)
+    ax_fork.set_ylim(max(0, low - 0.05), min(1, max(fork[c] for c in AVERAGE_COLUMNS) + 0.02))
+    ax_fork.set_xlabel("model")
+    ax_fork.set_ylabel("test accuracy (fraction correct)")
+    ax_fork.set_title(f"A = a fork of the run at epoch {r['half']}, trained to {r['epochs']}\n"
+                      f"(colours: the legend on the left)", fontsize=10)
+    fig.suptitle("Weight averaging within one run: averaged running statistics vs recalibrated ones")
+    save(fig, plt, path, text)
