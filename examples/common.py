@@ -1,5 +1,6 @@
 """What the examples share: the fixed digits split, the MLP, one training epoch, evaluation,
-progress bars, metrics files, checkpoints for exact resume, argument checks and plots.
+progress bars, metrics files, checkpoints for exact resume, argument checks, plots, and the
+batch-norm helpers of the studies (bn_layers, stats_gap).
 
 Each example keeps its lesson (the training loop, the study) in its own file and takes the
 plumbing from here. Invariant: a run is a function of its options; every random choice comes

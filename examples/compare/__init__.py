@@ -3,5 +3,7 @@
     cases.py         the measurements of one case: agreement, truth, numerics, cost
     numbers.py       differences, relative errors, medians, strict JSON
     report.py        a case in words: the tables and the verdict
+    second_order.py  Hessian-vector products: fused, composed, and a naive fused op
+    folding.py       batch norm folded into the Linear/Conv before it: equal in eval, cost
     torch_column.py  the optional PyTorch column (torch imported lazily)
 """
