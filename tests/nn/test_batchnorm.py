@@ -688,3 +688,15 @@ def test_constructor_accepts_the_edges():
     nn.BatchNorm1d(1, momentum=0.0)
     nn.BatchNorm1d(1, momentum=1.0)
     nn.BatchNorm1d(1, momentum=None, eps=1e-12)
+
+
+def test_reset_running_stats_restores_the_initial_buffers():
+    layer = nn.BatchNorm1d(C, dtype=np.float64)
+    with mg.train_mode():
+        layer(mg.tensor(np.random.default_rng(30).standard_normal((5, C)) * 3 + 2))
+    assert int(layer.num_batches_tracked) == 1 and not np.allclose(layer.running_mean, 0)
+    layer.reset_running_stats()
+    np.testing.assert_array_equal(layer.running_mean, np.zeros(C))
+    np.testing.assert_array_equal(layer.running_var, np.ones(C))
+    assert int(layer.num_batches_tracked) == 0
+    nn.BatchNorm1d(C, track_running_stats=False).reset_running_stats()     # nothing to reset: fine
