@@ -537,6 +537,8 @@ def test_recompute_bn_stats_is_all_or_nothing():
         assert all(np.array_equal(before[k], after[k]) for k in before)
     with pytest.raises(ValueError, match="estimator must be 'paper' or 'pooled'"):
         nn.recompute_bn_stats(model, [np.ones((4, C))], estimator="ema")
+    nn.recompute_bn_stats(model, [np.ones((4, C)) * np.arange(4)[:, None]])
+    assert all(not m._forward_pre_hooks for m in model.modules())     # its hooks are gone again
 
 
 def test_recompute_bn_stats_pooled_estimator_is_the_variance_of_all_values():
