@@ -246,25 +246,24 @@ class Optimizer:
     def _gradients(self):
         """[(group, [(p, grad array), ...])] for the parameters that have a gradient. Every group
         and gradient is checked first, so a bad one raises before any parameter moves."""
-        work, seen = [], set()
+        work = []
         checked = self.__dict__.setdefault("_checked", {})   # group index -> the values last checked
         for i, group in enumerate(self.param_groups):
             values = (len(group), *map(group.get, self.defaults))
             if checked.get(i) != values:          # changed by hand since (NaN never compares equal)
                 self._check_group(group, f" in param group {i}")
                 checked[i] = values
-            pairs = []
-            for p in group["params"]:
-                grad = p.grad
-                if grad is None or id(p) in seen:      # a repeated parameter (tied weights): once
-                    continue
-                seen.add(id(p))
+            params = group["params"]
+            if len(set(map(id, params))) != len(params):   # a repeated parameter (tied weights):
+                params = list({id(p): p for p in params}.values())   # stepped once
+            pairs = [(p, p.grad) for p in params if p.grad is not None]
+            for k, (p, grad) in enumerate(pairs):
                 if type(grad) is not np.ndarray:       # a Tensor after backward(create_graph=True)
                     grad = grad.data if isinstance(grad, Tensor) else np.asarray(grad)
+                    pairs[k] = (p, grad)
                 if grad.shape != p.data.shape:
                     raise ValueError(f"param group {i}: a parameter of shape {p.shape} has a gradient of "
                                      f"shape {grad.shape}")
-                pairs.append((p, grad))
             work.append((group, pairs))
         return work
 

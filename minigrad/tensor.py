@@ -389,11 +389,12 @@ def _root_grad(root, grad, create_graph):
     elif isinstance(grad, Tensor) and create_graph:
         pass                                     # part of the graph being recorded
     else:
-        grad = np.array(_data(grad), dtype=root.dtype)  # a copy: .grad must not alias the caller's
+        grad = np.asarray(_data(grad), dtype=root.dtype)  # not copied: run_backward copies it
+        #                                                 only if it would become a .grad
     if tuple(grad.shape) != root.shape:
         raise ValueError(f"backward: grad has shape {tuple(grad.shape)} but the tensor has shape {root.shape}")
     if create_graph and not isinstance(grad, Tensor):
-        grad = _wrap(grad, False)
+        grad = _wrap(grad.copy(), False)          # it may become a .grad: never the caller's array
     return grad
 
 

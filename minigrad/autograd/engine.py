@@ -71,7 +71,9 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
         grads[id(r)] = g if id(r) not in grads else grads[id(r)] + g
     order = topological_order(roots)
     wanted = None if capture is None else {id(t) for t in capture}
-    captured, stored = {}, set()   # stored: ids of arrays already some tensor's .grad
+    # stored: ids of arrays that must not become a .grad as they are: already some tensor's
+    # .grad, or the caller's own gradient passed to backward(g) (never copied unless it would)
+    captured, stored = {}, {id(g) for g in root_grads if type(g) is np.ndarray}
     trace, anomaly = modes.trace, modes.anomaly   # read once, not once per node
     previous, modes.local.grad_enabled = modes.local.grad_enabled, create_graph
     try:
@@ -100,7 +102,9 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
                 continue
             fn = ctx.fn
             if ctx.versions is not None:
-                check_versions(ctx, t)
+                for saved, version in ctx.versions:     # PyTorch's check of saved tensors
+                    if (t if saved is None else saved)._version[0] != version:
+                        check_versions(ctx, t)          # raises, naming the op
             if create_graph:  # the same backward on Tensors: the backward pass is recorded
                 input_grads = fn.backward(ctx.differentiable(t),
                                           grad if isinstance(grad, Tensor) else _wrap(grad, False))
@@ -132,8 +136,13 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
     finally:
         modes.local.grad_enabled = previous
     if capture is not None:
-        return [captured.get(id(t)) for t in capture]
+        return [copy_if(captured.get(id(t)), stored) for t in capture]
     return None
+
+
+def copy_if(grad, stored):
+    """A gradient handed back by ``mg.grad``: a copy if it is an array the caller already holds."""
+    return grad.copy() if type(grad) is np.ndarray and id(grad) in stored else grad
 
 
 def accumulate_grad(t, grad, stored):

@@ -94,20 +94,24 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **params):
         """Run the op on Tensors (or arrays / Python scalars) and record it when needed."""
-        arrays, needs, any_needs, plain = [], [], False, False   # one pass (the hot path)
+        arrays, needs, parents, any_needs, plain = [], [], [], False, False   # one pass (hot path)
         for x in inputs:
             if isinstance(x, Tensor):
                 arrays.append(x.data)
                 needs.append(x.requires_grad)
+                parents.append(x if x.requires_grad else None)
                 any_needs = any_needs or x.requires_grad
             else:
                 arrays.append(x)
                 needs.append(False)
+                parents.append(None)
                 plain = plain or type(x) is np.ndarray
         record = any_needs and modes.local.grad_enabled
-        if record and plain:   # the graph keeps its own copy: the caller may change theirs later
-            arrays = [a.copy() if type(a) is np.ndarray else a for a in arrays]
-        ctx = Context(cls, needs)
+        if record and plain:   # the graph keeps its own copy of a plain array: the caller may
+            arrays = [a.copy() if type(x) is np.ndarray else a      # change theirs later
+                      for a, x in zip(arrays, inputs)]
+        ctx = Context.__new__(Context)       # Context(cls, needs), without the call
+        ctx.fn, ctx.needs_input_grad = cls, needs
         try:
             out = cls.forward(ctx, *arrays, **params)
         except ValueError as err:  # e.g. numpy's broadcasting message: add the op's name
@@ -121,7 +125,7 @@ class Function:
         if out.base is not None:       # a view (reshape, transpose, indexing) of an input:
             share_version(result, inputs)   # an in-place update of one is an update of both
         if record:
-            ctx.parents = tuple([x if n else None for x, n in zip(inputs, needs)])
+            ctx.parents = tuple(parents)
             result._ctx = ctx
             if ctx.saved_tensors:
                 ctx.versions = saved_versions(ctx.saved_tensors, inputs, out)
@@ -137,16 +141,20 @@ class Function:
 
 def saved_versions(saved, inputs, out):
     """[(Tensor or None for the output, version)] for the saved arrays that are a Tensor's data,
-    or None: what backward must find unchanged. Arrays the op made itself are its own."""
+    or None: what backward must find unchanged. Arrays the op made itself are its own.
+    (Compared by identity, never ==; plain loops: the cheapest form on the hot path.)"""
     found = []
+    for x in inputs:
+        if isinstance(x, Tensor):
+            data = x.data
+            for a in saved:
+                if a is data:
+                    found.append((x, x._version[0]))
+                    break
     for a in saved:
         if a is out:
             found.append((None, 0))            # the output itself (Exp saves y)
-            continue
-        for x in inputs:
-            if isinstance(x, Tensor) and x.data is a:
-                found.append((x, x._version[0]))
-                break
+            break
     return found or None
 
 

@@ -104,20 +104,23 @@ def _bn_channels(x, running_mean, running_var, weight, bias):
     their dtype. Returns C."""
     if not isinstance(x, Tensor):
         raise TypeError(f"batch_norm expects a Tensor input, got {type(x).__name__}")
-    if x.ndim < 2:
-        raise ValueError(f"batch_norm expects input of shape (N, C, ...), got {x.ndim}-D input of "
-                         f"shape {x.shape}")
+    shape, dtype = x.data.shape, x.data.dtype   # read once: this runs on every call
+    if len(shape) < 2:
+        raise ValueError(f"batch_norm expects input of shape (N, C, ...), got {len(shape)}-D input of "
+                         f"shape {shape}")
+    channels = shape[1]
     for name, ref in (("running_mean", running_mean), ("running_var", running_var),
                       ("weight", weight), ("bias", bias)):
         if ref is None:
             continue
-        if ref.shape != (x.shape[1],):
-            raise ValueError(f"batch_norm: input has C={x.shape[1]} channels (shape {x.shape}) but "
+        ref = ref.data if isinstance(ref, Tensor) else ref
+        if ref.shape != (channels,):
+            raise ValueError(f"batch_norm: input has C={channels} channels (shape {shape}) but "
                              f"{name} has shape {ref.shape}")
-        if ref.dtype != x.dtype:
-            raise TypeError(f"batch_norm has {ref.dtype} parameters but got input of dtype {x.dtype} "
-                            f"({name}); convert the input or call .to({x.dtype}) on the model")
-    return x.shape[1]
+        if ref.dtype != dtype:
+            raise TypeError(f"batch_norm has {ref.dtype} parameters but got input of dtype {dtype} "
+                            f"({name}); convert the input or call .to({dtype}) on the model")
+    return channels
 
 
 # --------------------------------------------------------------------------- the layer

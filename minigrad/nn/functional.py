@@ -23,13 +23,15 @@ from .batchnorm import batch_norm, batch_norm_composed, batch_norm_eval, batch_n
 
 def linear(x, weight, bias=None):
     """y = x @ Wᵀ + b.   x: (N, in) or (..., in), W: (out, in), b: (out,) -> y: (..., out)."""
-    if x.shape[-1:] != weight.shape[1:]:
-        raise ValueError(f"linear: expected input with {weight.shape[1]} features (last axis) for "
-                         f"a weight of shape {weight.shape}, got input of shape {x.shape}")
-    if x.dtype != weight.dtype:
-        raise TypeError(f"linear has {weight.dtype} parameters but got input of dtype {x.dtype}; "
-                        f"convert the input or call .to({x.dtype}) on the model")
-    if x.ndim == 2:
+    xa = x.data if isinstance(x, Tensor) else np.asarray(x)     # read once: this runs on
+    wa = weight.data if isinstance(weight, Tensor) else np.asarray(weight)   # every call
+    if xa.shape[-1:] != wa.shape[1:]:
+        raise ValueError(f"linear: expected input with {wa.shape[1]} features (last axis) for "
+                         f"a weight of shape {wa.shape}, got input of shape {xa.shape}")
+    if xa.dtype != wa.dtype:
+        raise TypeError(f"linear has {wa.dtype} parameters but got input of dtype {xa.dtype}; "
+                        f"convert the input or call .to({xa.dtype}) on the model")
+    if xa.ndim == 2:
         return Affine.apply(x, weight, bias)
     y = x @ weight.T
     return y if bias is None else y + bias

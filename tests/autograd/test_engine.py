@@ -357,3 +357,28 @@ def test_no_trace_by_default(capsys):
     x = leaf(3)
     (x * 2.0).sum().backward()
     assert capsys.readouterr().out == ""
+
+
+def test_the_caller_s_gradient_is_never_handed_out_as_a_grad_or_result():
+    g = np.array([1.0, 2.0, 3.0])
+    x = leaf(3)
+    (x + 0.0).backward(g)                          # Add passes g through to the leaf unchanged
+    assert not np.shares_memory(x.grad, g)
+    x.grad[...] = 0
+    np.testing.assert_array_equal(g, [1.0, 2.0, 3.0])
+    y = x * 1.0
+    (r,) = mg.grad(y, [y], g)                      # the gradient at the root is g itself
+    assert not np.shares_memory(r.data, g)
+    z = leaf(3)
+    z.backward(g, create_graph=True)
+    assert not np.shares_memory(z.grad.data, g)
+
+
+def test_a_gradient_passed_to_backward_is_not_copied_on_the_way():
+    seen = []
+    x = leaf(3)
+    g = np.array([1.0, 2.0, 3.0])
+    y = x * 2.0
+    y.register_hook(lambda grad: seen.append(grad))
+    y.backward(g)
+    assert seen[0] is g                            # a large g costs no copy (bench_bn)

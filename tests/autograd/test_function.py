@@ -94,6 +94,28 @@ def test_numpy_constants_are_copied_when_recorded():
     np.testing.assert_array_equal(w.grad, [1.0, 2.0, 3.0])
 
 
+def test_only_the_plain_arrays_are_copied_not_the_tensors_beside_them():
+    w = leaf()
+    y = (w * np.array([1.0, 2.0, 3.0])).sum()     # a Tensor and a numpy constant in one op
+    (saved_w, saved_c) = next(iter(_mul_contexts(y))).saved_tensors
+    assert saved_w is w.data                       # the Tensor's own array: its version guards it
+    with mg.no_grad():
+        w += 1
+    with pytest.raises(RuntimeError, match="Mul saved for backward has been modified"):
+        y.backward()
+
+
+def _mul_contexts(y):
+    stack = [y]
+    while stack:
+        t = stack.pop()
+        if t is None or t._ctx is None:
+            continue
+        if t._ctx.fn.__name__ == "Mul":
+            yield t._ctx
+        stack.extend(t._ctx.parents)
+
+
 def test_index_arrays_are_copied_when_recorded():
     w = leaf((5,))
     index = np.array([0, 0, 3])
