@@ -2,7 +2,8 @@
 problem (data and initial weights) for every implementation, the three implementations of the
 step (minigrad, hand-written numpy, PyTorch) and the check that they compute the same thing.
 
-Import it only after ``harness.parse`` (it imports numpy, and torch when installed).
+Import it only after ``harness.parse`` (it imports numpy; torch is loaded, when installed, the
+first time a PyTorch step is built, so the test suite never pays for importing it).
 """
 import numpy as np
 
@@ -10,8 +11,6 @@ import minigrad as mg
 from baselines import NumpyMLP
 from harness import load_torch
 from minigrad.nn import functional as F
-
-torch = load_torch()
 
 # name -> (batch size, layer widths: input, hidden..., classes)
 CONFIGS = {
@@ -103,7 +102,7 @@ class NumpyStep:
 class TorchStep:
     """PyTorch: the same model with torch.nn modules, F.cross_entropy and torch.optim.SGD."""
 
-    def __init__(self, problem):
+    def __init__(self, problem, torch):
         x, y, params = problem
         layers = []
         for k in range((len(params) - 2) // 4):
@@ -142,8 +141,9 @@ def make_steps(problem, include_torch=True):
     steps = {"minigrad fused": MinigradStep(problem, fused=True),
              "minigrad composed": MinigradStep(problem, fused=False),
              "numpy": NumpyStep(problem)}
-    if include_torch and torch is not None:
-        steps["torch"] = TorchStep(problem)
+    torch = load_torch() if include_torch else None
+    if torch is not None:
+        steps["torch"] = TorchStep(problem, torch)
     return steps
 
 

@@ -50,6 +50,10 @@ def main(argv=None):
     p.add_argument("--out", default=os.path.join(ROOT, "docs", "figures"), help="the folder to write into")
     args = p.parse_args(argv)
     common.check_plot_folder(p, args.out)
+    out = os.path.relpath(args.out, ROOT)      # captions name the command as run from the root,
+    if not out.startswith(os.pardir):          # not this machine's absolute path
+        os.chdir(ROOT)
+        args.out = out
     start = time.perf_counter()
     graphs(args.out)
     bn_inference.main(["--plot", args.out])

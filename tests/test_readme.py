@@ -25,3 +25,13 @@ def test_readme_commands_match_ci():
     assert "pip install -e ." in head and "python examples/train_mlp.py" in head
     assert 'pip install -e ".[test]"' in head and "python -m pytest -q" in head
     assert 'pip install --quiet -e ".[test]"' in ci and "python -m pytest -q" in ci
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/batchnorm.md"])
+def test_every_linked_image_and_file_is_committed(doc):
+    """A figure shown in the docs exists: `python examples/figures.py` made and committed it."""
+    path = README.parent / doc
+    links = re.findall(r"\]\(([^)#\s]+)\)", path.read_text(encoding="utf-8"))
+    local = [link for link in links if "://" not in link]
+    missing = [link for link in local if not (path.parent / link).exists()]
+    assert local and not missing, f"{doc} links to missing files: {missing}"
