@@ -37,21 +37,28 @@ def minigrad_step(data, batch, seed=0):
     x, y = mg.tensor(rng.standard_normal(shape).astype(np.float32)), rng.integers(0, 10, batch)
     opt = mg.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
-    def forward_backward():
+    def loss():
         with mg.train_mode():
-            loss = mg.nn.functional.cross_entropy(model(x), y)
+            return mg.nn.functional.cross_entropy(model(x), y)
+    step, loss_and_grads = step_pair(loss, opt, lambda: {k: p.grad for k, p in model.named_parameters()})
+    return step, loss_and_grads, model, (x.data, y)
+
+
+def step_pair(loss, opt, named_grads):
+    """(step, loss_and_grads) of one framework, from its loss, optimizer and gradients by name."""
+    def forward_backward():
+        value = loss()
         opt.zero_grad()
-        loss.backward()
-        return loss
+        value.backward()
+        return value
 
     def step():
         forward_backward()
         opt.step()
 
     def loss_and_grads():
-        loss = forward_backward()
-        return float(loss.data), {k: p.grad for k, p in model.named_parameters()}
-    return step, loss_and_grads, model, (x.data, y)
+        return float(forward_backward().item()), named_grads()
+    return step, loss_and_grads
 
 
 def torch_step(torch, model, batch_data):
@@ -61,20 +68,8 @@ def torch_step(torch, model, batch_data):
     x, y = torch.from_numpy(batch_data[0].copy()), torch.from_numpy(batch_data[1].copy())
     opt = torch.optim.SGD(twin.parameters(), lr=0.01, momentum=0.9)
 
-    def forward_backward():
-        loss = torch.nn.functional.cross_entropy(twin(x), y)
-        opt.zero_grad()
-        loss.backward()
-        return loss
-
-    def step():
-        forward_backward()
-        opt.step()
-
-    def loss_and_grads():
-        loss = forward_backward()
-        return loss.item(), {k: p.grad.numpy() for k, p in twin.named_parameters()}
-    return step, loss_and_grads
+    return step_pair(lambda: torch.nn.functional.cross_entropy(twin(x), y), opt,
+                     lambda: {k: p.grad.numpy() for k, p in twin.named_parameters()})
 
 
 def conv_pair(x_shape, w_shape, stride, padding, need_dx, seed=0):

@@ -162,6 +162,15 @@ def parse_widths(text):
     return widths
 
 
+def add_run_arguments(parser, metrics_help):
+    """The flags every training example has: --metrics --save --resume --plot --quiet."""
+    parser.add_argument("--metrics", metavar="PATH", help=metrics_help)
+    parser.add_argument("--save", metavar="CKPT", help="write a checkpoint after every epoch")
+    parser.add_argument("--resume", metavar="CKPT", help="continue the run saved in CKPT")
+    parser.add_argument("--plot", metavar="PNG", help=f"plot the curves (needs matplotlib: {PLOT_HINT})")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch table")
+
+
 def check_output_paths(parser, args, options=("metrics", "save", "plot", "json")):
     """Each given --option PATH must name a file in an existing folder, not a folder itself;
     --plot also needs matplotlib. Checked before any work, with a one-line error."""

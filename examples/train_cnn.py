@@ -195,11 +195,7 @@ def make_parser():
     p.add_argument("--schedule", type=CHECKS["schedule"], metavar="{cosine,constant}",
                    help="the learning rate over the epochs (default cosine, from --lr towards 0)")
     p.add_argument("--seed", type=CHECKS["seed"], help="initial weights and shuffling (default 0)")
-    p.add_argument("--metrics", metavar="PATH", help="one JSON object per epoch; the last has test_acc")
-    p.add_argument("--save", metavar="CKPT", help="write a checkpoint after every epoch")
-    p.add_argument("--resume", metavar="CKPT", help="continue the run saved in CKPT")
-    p.add_argument("--plot", metavar="PNG", help=f"plot the curves (needs matplotlib: {common.PLOT_HINT})")
-    p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch table")
+    common.add_run_arguments(p, metrics_help="one JSON object per epoch; the last has test_acc")
     return p
 
 

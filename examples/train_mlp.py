@@ -100,11 +100,7 @@ def make_parser():
     p.add_argument("--hidden", type=CHECKS["hidden"], help="hidden widths (default 128,64)")
     p.add_argument("--optimizer", type=CHECKS["optimizer"], metavar="{sgd,adam}",
                    help="default adam; sgd has momentum 0.9")
-    p.add_argument("--metrics", metavar="PATH", help="write one JSON object per epoch (JSON lines)")
-    p.add_argument("--save", metavar="CKPT", help="write a checkpoint after every epoch")
-    p.add_argument("--resume", metavar="CKPT", help="continue the run saved in CKPT")
-    p.add_argument("--plot", metavar="PNG", help=f"plot the curves (needs matplotlib: {common.PLOT_HINT})")
-    p.add_argument("--quiet", action="store_true", help="no progress bar and no per-epoch table")
+    common.add_run_arguments(p, metrics_help="write one JSON object per epoch (JSON lines)")
     return p
 
 
