@@ -63,8 +63,10 @@ def argmax_index(offsets, shape, stride, padding):
     from its offset along each spatial axis (``offsets[i]``: (N, C, *out)): -> (N·C·P,).
 
     Along spatial axis i the position is s·o + a - p (o: the window, a: the offset, p: the padding).
-    A window whose real entries are all -inf peaks at offset 0, which may be padding: clipping to 0
-    moves it to the window's first real entry, which is where PyTorch puts it."""
+    A window whose real entries are all -inf peaks at offset 0, which may be padding: raising it to
+    0 moves it to the window's first real entry, which is where PyTorch puts it. No position is
+    past the end: a window starts at most at S + p - k ≤ S - 1 (p ≤ k/2), and padding never takes
+    over from an earlier entry (the running max replaces only on >)."""
     n, c, *size = shape
     d = len(size)
     index = np.arange(c).reshape(1, -1, *[1] * d) * math.prod(size)          # c: (1, C, 1, ...)
@@ -72,7 +74,7 @@ def argmax_index(offsets, shape, stride, padding):
         o = np.arange(a.shape[2 + i]).reshape(-1, *[1] * (d - 1 - i))        # window index along axis i
         position = a + (stride[i] * o - padding[i])
         if padding[i]:
-            position = np.clip(position, 0, size[i] - 1)
+            position = np.maximum(position, 0)
         index = index + position * math.prod(size[i + 1:])                  # (N, C, *out)
     # (C, *S) offset, then times N and plus n: the batch-innermost flat index
     return (index * n + np.arange(n).reshape(-1, 1, *[1] * d)).reshape(-1)

@@ -702,3 +702,35 @@ def test_reset_running_stats_restores_the_initial_buffers():
     np.testing.assert_array_equal(layer.running_var, np.ones(C))
     assert int(layer.num_batches_tracked) == 0
     nn.BatchNorm1d(C, track_running_stats=False).reset_running_stats()     # nothing to reset: fine
+
+
+def op_names(y):
+    return sorted(ctx.fn.__name__ for ctx in mg.graph.nodes(y))
+
+
+def test_functional_defaults_are_pytorch_s_and_fused():
+    """F.batch_norm(x, rm, rv, training=True): momentum 0.1, eps 1e-5, the fused op; in eval
+    the folded affine map (two nodes over x) unless fused=False (the textbook four)."""
+    rng = np.random.default_rng(25)
+    x = mg.tensor(rng.standard_normal((6, C)), requires_grad=True)
+    running_mean, running_var = np.zeros(C), np.ones(C)
+    y = F.batch_norm(x, running_mean, running_var, training=True)
+    np.testing.assert_allclose(running_mean, 0.1 * x.data.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(running_var, 0.9 + 0.1 * unbiased_var(x.data), rtol=1e-12)
+    assert op_names(y) == ["BatchNormFused"]
+    mean, var = rng.standard_normal(C), rng.uniform(0.5, 2, C)
+    for call in (lambda: F.batch_norm(x, mean, var), lambda: F.batch_norm_eval(x, mean, var, None, None)):
+        y = call()                                     # eps and fused by default
+        np.testing.assert_allclose(y.data, (x.data - mean) / np.sqrt(var + EPS), rtol=1e-12)
+        assert op_names(y) == ["Add", "Mul"]           # x · scale + shift
+    composed = F.batch_norm_eval(x, mean, var, None, None, fused=False)
+    assert op_names(composed) == ["Mul", "Sub"]        # (x - mean) · inv_std
+    np.testing.assert_allclose(composed.data, y.data, rtol=1e-12)
+
+
+@pytest.mark.parametrize("missing", ["mean", "var"])
+def test_eval_needs_both_running_arrays(missing):
+    x = mg.tensor(np.ones((4, C)))
+    mean, var = (None, np.ones(C)) if missing == "mean" else (np.zeros(C), None)
+    with pytest.raises(ValueError, match="running_mean and running_var are required"):
+        F.batch_norm(x, mean, var, training=False)
