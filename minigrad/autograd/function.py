@@ -119,8 +119,10 @@ class Function:
         extras = None
         if type(out) is tuple:
             out, *extras = out
-        if type(out) is not np.ndarray:
-            out = np.asarray(out)  # reductions to 0-d return numpy scalars
+        if type(out) is not np.ndarray:   # reductions and math on 0-d arrays return numpy scalars
+            scalar, out = out, np.asarray(out)
+            if ctx.saved_tensors:         # an op that saved its output (Exp) saved the scalar:
+                ctx.saved_tensors = tuple(out if a is scalar else a for a in ctx.saved_tensors)
         result = _wrap(out, record)
         if out.base is not None:       # a view (reshape, transpose, indexing) of an input:
             share_version(result, inputs)   # an in-place update of one is an update of both

@@ -155,3 +155,16 @@ def test_context_holds_fn_needs_and_saved_tensors():
     assert [(t is x, v) for t, v in ctx.versions] == [(True, 0), (False, 0)]
     y.backward(np.ones(3))
     assert ctx.saved_tensors is None and ctx.parents is None and ctx.versions is None
+
+
+@pytest.mark.parametrize("shape", [(), (1,)], ids=["0-d", "1-element"])
+@pytest.mark.parametrize("op", [lambda t: t.exp(), lambda t: t.sqrt(), lambda t: t ** t],
+                         ids=["exp", "sqrt", "pow"])
+def test_a_saved_0d_output_stays_in_the_graph_for_second_derivatives(op, shape):
+    """np.exp of a 0-d array is a numpy scalar: apply makes it an array, and the op's saved
+    output must be that array (the output Tensor's data), or create_graph treats it as a constant
+    and x.sum().exp() has a zero Hessian (found by test_random_chains)."""
+    x = mg.tensor(np.full(shape, 0.7), requires_grad=True)
+    assert mg.gradgradcheck(op, [x])
+    y = op(x)
+    assert y._ctx.saved_tensors[-1] is y.data

@@ -37,6 +37,12 @@ def same_in_both(name, f, shape, operand=None):
     return Step(name, f, lambda torch, *args: f(*args), shape, operand)
 
 
+def pick(draw, rng, options):
+    """One of ``options``, drawn by hypothesis from a shuffled copy: hypothesis favours the first
+    entry of a list (unshuffled, "neg" was every third step and half the chains had two steps)."""
+    return draw(st.sampled_from([options[i] for i in rng.permutation(len(options))]))
+
+
 # ------------------------------------------------------------------ elementwise, kept in domain
 # log and sqrt see t² + 1 >= 1; relu sees ±(t² + 0.1), at least 0.1 away from its kink at 0
 UNARY = {
@@ -106,7 +112,7 @@ def matmul(draw, rng, shape):
     if draw(st.booleans()):
         other = (k,)
     else:
-        rest = prod(shape) // k                               # output entries per column of o
+        rest = prod(shape) // k                               # the output has rest · m entries
         m = draw(st.integers(1, max(1, min(3, MAX_SIZE // rest))))
         other = (m, k) if left else (k, m)
         if len(shape) <= 2 and MAX_SIZE // (rest * m) >= 2 and draw(st.booleans()):
@@ -241,12 +247,6 @@ OPS = {   # name: (applies to a shape?, builder(draw, rng, shape) -> Step)
 }
 
 
-def pick(draw, rng, options):
-    """One of ``options``, drawn by hypothesis from a shuffled copy: hypothesis favours the first
-    entry of a list (unshuffled, "neg" was every third step and half the chains had two steps)."""
-    return draw(st.sampled_from([options[i] for i in rng.permutation(len(options))]))
-
-
 @st.composite
 def chains(draw):
     """(input shape, steps): 2-6 steps, each drawn among the ops that apply to the current shape."""
@@ -304,40 +304,21 @@ def close(actual, expected, what):
     np.testing.assert_allclose(actual, expected, rtol=1e-10, atol=1e-12 * scale, err_msg=what)
 
 
-# MINIGRAD BUG, found by the test below: an op that saves its *output* for backward (Exp, Sqrt,
-# Pow) loses that output's graph when the output is 0-d, so second derivatives miss the term
-# through it (x.sum().exp() has a zero Hessian). np.exp of a 0-d array returns a numpy scalar,
-# not an ndarray: Function.apply wraps np.asarray(y), a new array, and Context.differentiable,
-# which turns only np.ndarray into Tensors, keeps the saved scalar y as a constant. First
-# derivatives are right. Until it is fixed, the random test leaves such chains out of its second-
-# order check (SAVES_OUTPUT) and this strict xfail records the bug: when it XPASSes, delete both.
-SAVES_OUTPUT = ("exp", "sqrt", "(t² + 1) ** o")   # the step names whose op saves its output
-
-
-@pytest.mark.parametrize("shape", [pytest.param((), marks=pytest.mark.xfail(
-    strict=True, raises=mg.GradcheckError, reason="minigrad bug: 0-d saved outputs lose their graph")),
-    (1,)], ids=["0-d", "1-element"])
-@pytest.mark.parametrize("op", [lambda t: t.exp(), lambda t: t.sqrt(), lambda t: t ** t], ids=["exp", "sqrt", "pow"])
-def test_second_derivative_through_a_saved_output(op, shape):
-    assert mg.gradgradcheck(op, [mg.tensor(np.full(shape, 0.7), requires_grad=True)])
-
-
-def second_order_bug(steps):
-    return any(step.shape == () and step.name.startswith(SAVES_OUTPUT) for step in steps)
-
-
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(chain=chains(), seed=st.integers(0, 2 ** 32 - 1), second_order=st.booleans())
 def test_random_chain_matches_finite_differences(chain, seed, second_order):
     shape, steps = chain
     inputs = leaves(shape, steps, seed)
     assume(moderate(steps, inputs))
-    fn = lambda *ts: run(steps, ts)  # noqa: E731
+
+    def fn(*ts):
+        return run(steps, ts)
+
     # check_dependence=False: a chain may legitimately not depend on an input (relu zeroes the
     # entries a later max picks); the comparison with the numeric zeros still holds
     assert mg.gradcheck(fn, inputs, seed=seed, check_dependence=False)
     small = sum(x.size for x in inputs) <= 24         # each FD entry runs a backward too
-    if second_order and small and not second_order_bug(steps):
+    if second_order and small:
         assert mg.gradgradcheck(fn, inputs, seed=seed)
 
 
