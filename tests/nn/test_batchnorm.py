@@ -678,6 +678,7 @@ def test_fused_gamma_and_beta_gradients_when_x_needs_no_grad(shape):
     ({"eps": 0.0}, "eps must be a positive number"),
     ({"eps": -1e-5}, "eps must be a positive number"),
     ({"eps": float("nan")}, "eps must be a positive number"),
+    ({"eps": float("inf")}, "eps must be a positive number"),
     ({"momentum": 1.5}, r"momentum must be None .* \[0, 1\]"),
     ({"momentum": -0.1}, r"momentum must be None .* \[0, 1\]"),
 ])

@@ -188,3 +188,57 @@ def test_freezing_a_layer_without_running_statistics_is_refused():
     with pytest.raises(ValueError, match="cannot be frozen"):
         utils.freeze_batch_norm(model)
     assert not model[0].frozen                                               # nothing half-done
+
+
+def trained_conv_pair(dims, bias=True, dtype=np.float64, seed=2):
+    """A Conv1d/2d(3, 4, 3) and a BatchNorm1d/2d(4) with non-trivial γ, β and running statistics."""
+    mg.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    conv = (nn.Conv1d if dims == 1 else nn.Conv2d)(3, 4, 3, padding=1, bias=bias, dtype=dtype)
+    bn = (nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d)(4, dtype=dtype)
+    bn.weight.data[...] = rng.uniform(0.5, 2.0, 4)
+    bn.bias.data[...] = rng.standard_normal(4)
+    bn.running_mean[...] = rng.standard_normal(4)
+    bn.running_var[...] = rng.uniform(0.2, 3.0, 4)
+    return conv, bn
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+@pytest.mark.parametrize("bias", [True, False])
+def test_fused_conv_equals_conv_then_bn_in_eval_mode(dims, bias):
+    conv, bn = trained_conv_pair(dims, bias)
+    x = data((2, 3, 6) if dims == 1 else (2, 3, 5, 4))
+    with mg.eval_mode():
+        fused = utils.fuse_conv_bn_eval(conv, bn)
+        np.testing.assert_allclose(fused(x).data, bn(conv(x)).data, rtol=1e-12, atol=1e-12)
+    s = bn.weight.data / np.sqrt(bn.running_var + bn.eps)        # per output channel
+    np.testing.assert_allclose(fused.weight.data, conv.weight.data * s.reshape(-1, *[1] * (dims + 1)),
+                               rtol=1e-14)
+    b = conv.bias.data if bias else 0.0
+    np.testing.assert_allclose(fused.bias.data, (b - bn.running_mean) * s + bn.bias.data, rtol=1e-14)
+    assert type(fused) is type(conv) and fused is not conv and fused.bias is not None
+    assert (fused.stride, fused.padding, fused.dilation) == (conv.stride, conv.padding, conv.dilation)
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv1d", "conv2d"])
+def test_fusion_matches_torch_nn_utils_fusion(kind):
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils import fusion
+    if kind == "linear":
+        ours, bn = trained_pair()
+        theirs = torch.nn.Linear(5, 4, dtype=torch.float64)
+        torch_bn, fuse, theirs_fuse = torch.nn.BatchNorm1d(4, dtype=torch.float64), \
+            utils.fuse_linear_bn_eval, fusion.fuse_linear_bn_eval
+    else:
+        dims = int(kind[4])
+        ours, bn = trained_conv_pair(dims)
+        theirs = (torch.nn.Conv1d if dims == 1 else torch.nn.Conv2d)(3, 4, 3, padding=1, dtype=torch.float64)
+        torch_bn = (torch.nn.BatchNorm1d if dims == 1 else torch.nn.BatchNorm2d)(4, dtype=torch.float64)
+        fuse, theirs_fuse = utils.fuse_conv_bn_eval, fusion.fuse_conv_bn_eval
+    theirs.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in ours.state_dict().items()})
+    torch_bn.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in bn.state_dict().items()})
+    with mg.eval_mode():
+        mine = fuse(ours, bn)
+    reference = theirs_fuse(theirs.eval(), torch_bn.eval())
+    np.testing.assert_allclose(mine.weight.data, reference.weight.detach().numpy(), rtol=1e-13)
+    np.testing.assert_allclose(mine.bias.data, reference.bias.detach().numpy(), rtol=1e-13, atol=1e-15)
