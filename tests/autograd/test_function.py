@@ -168,3 +168,34 @@ def test_a_saved_0d_output_stays_in_the_graph_for_second_derivatives(op, shape):
     assert mg.gradgradcheck(op, [x])
     y = op(x)
     assert y._ctx.saved_tensors[-1] is y.data
+
+
+def test_a_function_without_backward_fails_loudly_at_backward():
+    class ForwardOnly(mg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+    x = leaf()
+    y = ForwardOnly.apply(x)
+    assert y.requires_grad
+    with pytest.raises(NotImplementedError):
+        y.sum().backward()                     # never a silent None gradient
+    with pytest.raises(NotImplementedError):
+        mg.Function.apply(x)                   # nor a forward that is not written
+
+
+def test_a_view_of_a_view_shares_the_version_of_the_base():
+    x = leaf((3,))
+    w = x.reshape(3, 1).reshape(3)            # numpy gives w the base x.data, through a view
+    y = (w * w).sum()
+    with mg.no_grad():
+        x += 1                                # changes what Mul saved (w is a view of x)
+    with pytest.raises(RuntimeError, match="Mul saved for backward has been modified"):
+        y.backward()
+
+
+def test_a_context_made_by_hand_holds_its_op_and_needs():
+    ctx = mg.Context(mg.Function, (True, False))   # as benchmarks and tests call ops' bodies
+    assert ctx.fn is mg.Function and ctx.needs_input_grad == (True, False)
+    assert ctx.saved_tensors == () and ctx.parents is None and ctx.versions is None
