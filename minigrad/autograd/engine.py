@@ -58,7 +58,7 @@ def unbroadcast(grad, shape, op):
                      f"of shape {shape}; it cannot be summed down to the input's shape")
 
 
-def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capture=None):
+def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
     """Propagate ``root_grads`` from ``roots`` to every tensor that requires grad.
 
     Without ``capture``: leaves (and tensors that called ``retain_grad``) accumulate into

@@ -382,3 +382,10 @@ def test_a_gradient_passed_to_backward_is_not_copied_on_the_way():
     y.register_hook(lambda grad: seen.append(grad))
     y.backward(g)
     assert seen[0] is g                            # a large g costs no copy (bench_bn)
+
+
+def test_grad_refuses_a_grad_outputs_list_of_the_wrong_length():
+    x = leaf(3)
+    y1, y2 = x * 2.0, x * 3.0
+    with pytest.raises(ValueError, match="got 1 grad_outputs for 2 outputs"):
+        mg.grad([y1, y2], [x], grad_outputs=[np.ones(3)])     # never a silently dropped output
