@@ -96,3 +96,18 @@ def test_targets_get_no_gradient():
     y = CrossEntropy.apply(z, TARGET, reduction="mean")
     assert y.grad_fn.needs_input_grad == [True, False]
     assert y.grad_fn.parents[1] is None
+
+
+def test_cross_entropy_second_derivatives_are_finite_for_rows_far_apart():
+    """The softmax rebuilt for create_graph shifts each row by its own maximum: shifting by the
+    largest logit of the batch would underflow a row 1000 below it to 0/0."""
+    z = np.array([[1000.0, 1001.0, 999.0], [0.0, 1.0, -1.0]])
+    results = []
+    for logits_ in (z, z - z.max(axis=1, keepdims=True)):    # softmax is shift-invariant per row
+        t = mg.tensor(logits_, requires_grad=True)
+        (g,) = mg.grad(CrossEntropy.apply(t, np.array([1, 0]), "mean"), [t], create_graph=True)
+        (h,) = mg.grad((g * g).sum(), [t])
+        results.append((g.data, h.data))
+    assert np.isfinite(results[0][1]).all()
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-9, atol=1e-12)
