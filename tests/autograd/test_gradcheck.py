@@ -189,3 +189,45 @@ def test_gradgradcheck_catches_a_create_graph_path_that_computes_something_else(
     assert mg.gradcheck(TwoFaced.apply, [x])                    # first order: fine
     with pytest.raises(mg.GradcheckError, match="create_graph=True differs from the plain one"):
         mg.gradgradcheck(TwoFaced.apply, [x])
+
+
+def test_inputs_that_are_not_float_tensors_are_passed_through():
+    x = leaf((4,))
+    assert mg.gradcheck(lambda t, index: t[index] * 2.0, [x, np.array([0, 2, 2])])
+    assert mg.gradgradcheck(lambda t, k: (t * t) * k, [x, 3.0])
+
+
+def test_a_one_percent_error_fails_with_the_default_tolerances():
+    class OnePercentOff(Function):
+        """y = x²; dx = 2.02 x dy (wrong by 1 %)"""
+
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        def backward(ctx, grad_y):
+            (x,) = ctx.saved_tensors
+            return grad_y * x * 2.02
+
+    with pytest.raises(mg.GradcheckError):
+        mg.gradcheck(OnePercentOff.apply, [leaf((3,))])
+
+
+def test_each_finite_difference_moves_one_entry_and_puts_it_back():
+    x = leaf((2, 3))
+    seen = []
+
+    def fn(t):
+        seen.append(t.data.copy())
+        return t * 2.0
+
+    mg.gradcheck(fn, [x])
+    assert len(seen) > 2 * x.size
+    assert all(np.count_nonzero(s != x.data) <= 1 for s in seen)
+
+
+def test_gradgradcheck_of_an_output_without_a_graph_is_an_error():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        mg.gradgradcheck(lambda t: mg.tensor(np.ones(3)), [leaf((3,))])
