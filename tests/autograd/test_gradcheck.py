@@ -231,3 +231,19 @@ def test_each_finite_difference_moves_one_entry_and_puts_it_back():
 def test_gradgradcheck_of_an_output_without_a_graph_is_an_error():
     with pytest.raises(RuntimeError, match="does not require grad"):
         mg.gradgradcheck(lambda t: mg.tensor(np.ones(3)), [leaf((3,))])
+
+
+def test_gradgradcheck_catches_a_create_graph_path_off_by_a_thousandth():
+    class SlightlyTwoFaced(Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        def backward(ctx, grad_y):
+            (x,) = ctx.saved_tensors
+            return grad_y * x * (2.0 if isinstance(x, np.ndarray) else 2.001)
+
+    with pytest.raises(mg.GradcheckError, match="differs from the plain one"):
+        mg.gradgradcheck(SlightlyTwoFaced.apply, [leaf((3,))])
