@@ -147,3 +147,21 @@ def test_to_image_draws_with_dot_or_says_what_is_missing(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="apt-get install graphviz"):
         mg.graph.to_image(y, tmp_path / "h.png")
     assert not (tmp_path / "h.png").exists()
+
+
+def test_render_aligns_its_columns():
+    y, names = bn_graph(F.batch_norm_composed)
+    lines = mg.graph.render(y, names).splitlines()[:-1]    # the last line is the summary
+    ops = [line for line in lines if "<- " in line]
+    assert len({line.index("<- ") for line in ops}) == 1      # the inputs column lines up
+    shapes = [re.search(r"\(\d[\d, ]*\)", line).start() for line in lines]
+    assert len(set(shapes)) == 1                             # and so does the shape column
+
+
+def test_to_image_fails_loudly_when_dot_fails(tmp_path, monkeypatch):
+    import shutil
+    import subprocess
+    y, _ = bn_graph(F.batch_norm_fused)
+    monkeypatch.setattr(shutil, "which", lambda name: "/bin/false")   # a dot that exits 1
+    with pytest.raises(subprocess.CalledProcessError):
+        mg.graph.to_image(y, tmp_path / "g.png")
