@@ -101,11 +101,12 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
-    def __getattr__(self, name):  # only called when normal lookup fails
-        for table in ("_parameters", "_buffers", "_modules"):
-            found = self.__dict__.get(table, {})
-            if name in found:
-                return found[name]
+    def __getattr__(self, name):  # only called when normal lookup fails: layer.weight, on every call
+        tables = self.__dict__
+        if "_parameters" in tables:   # absent only before Module.__init__ ran
+            for found in (tables["_parameters"], tables["_buffers"], tables["_modules"]):
+                if name in found:
+                    return found[name]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def register_buffer(self, name, array):
