@@ -170,10 +170,10 @@ def test_gradgradcheck_of_two_inputs():
     assert mg.gradgradcheck(lambda a, b: a * b * b / a.exp(), [leaf((3,), 8), leaf((3,), 9)])
 
 
-def test_gradgradcheck_catches_a_create_graph_path_that_computes_something_else():
-    """A backward whose Tensor path (create_graph) differs from its array path: the second-order
-    finite differences alone would check it against its own (wrong) derivative."""
-    class TwoFaced(Function):
+def square_with_factor(on_arrays, on_tensors):
+    """y = x² whose backward is factor·x·dy: ``on_arrays`` on the fast path, ``on_tensors`` on the
+    recorded one (create_graph); right when both are 2."""
+    class Square(Function):
         @staticmethod
         def forward(ctx, x):
             ctx.save_for_backward(x)
@@ -182,13 +182,20 @@ def test_gradgradcheck_catches_a_create_graph_path_that_computes_something_else(
         @staticmethod
         def backward(ctx, grad_y):
             (x,) = ctx.saved_tensors
-            factor = 2 if isinstance(x, np.ndarray) else 3      # wrong on the recorded path only
-            return grad_y * x * factor
+            return grad_y * x * (on_arrays if isinstance(x, np.ndarray) else on_tensors)
+    return Square
 
+
+def test_gradgradcheck_catches_a_create_graph_path_that_computes_something_else():
+    """A backward whose Tensor path (create_graph) differs from its array path: the second-order
+    finite differences alone would check it against its own (wrong) derivative."""
+    two_faced = square_with_factor(2, 3)                    # wrong on the recorded path only
     x = mg.tensor(np.array([0.5, -1.5, 2.0]), requires_grad=True)
-    assert mg.gradcheck(TwoFaced.apply, [x])                    # first order: fine
+    assert mg.gradcheck(two_faced.apply, [x])               # first order: fine
     with pytest.raises(mg.GradcheckError, match="create_graph=True differs from the plain one"):
-        mg.gradgradcheck(TwoFaced.apply, [x])
+        mg.gradgradcheck(two_faced.apply, [x])
+    with pytest.raises(mg.GradcheckError, match="differs from the plain one"):
+        mg.gradgradcheck(square_with_factor(2.0, 2.001).apply, [x])   # off by a thousandth
 
 
 def test_inputs_that_are_not_float_tensors_are_passed_through():
@@ -198,21 +205,8 @@ def test_inputs_that_are_not_float_tensors_are_passed_through():
 
 
 def test_a_one_percent_error_fails_with_the_default_tolerances():
-    class OnePercentOff(Function):
-        """y = x²; dx = 2.02 x dy (wrong by 1 %)"""
-
-        @staticmethod
-        def forward(ctx, x):
-            ctx.save_for_backward(x)
-            return x * x
-
-        @staticmethod
-        def backward(ctx, grad_y):
-            (x,) = ctx.saved_tensors
-            return grad_y * x * 2.02
-
     with pytest.raises(mg.GradcheckError):
-        mg.gradcheck(OnePercentOff.apply, [leaf((3,))])
+        mg.gradcheck(square_with_factor(2.02, 2.02).apply, [leaf((3,))])
 
 
 def test_each_finite_difference_moves_one_entry_and_puts_it_back():
@@ -232,18 +226,3 @@ def test_gradgradcheck_of_an_output_without_a_graph_is_an_error():
     with pytest.raises(RuntimeError, match="does not require grad"):
         mg.gradgradcheck(lambda t: mg.tensor(np.ones(3)), [leaf((3,))])
 
-
-def test_gradgradcheck_catches_a_create_graph_path_off_by_a_thousandth():
-    class SlightlyTwoFaced(Function):
-        @staticmethod
-        def forward(ctx, x):
-            ctx.save_for_backward(x)
-            return x * x
-
-        @staticmethod
-        def backward(ctx, grad_y):
-            (x,) = ctx.saved_tensors
-            return grad_y * x * (2.0 if isinstance(x, np.ndarray) else 2.001)
-
-    with pytest.raises(mg.GradcheckError, match="differs from the plain one"):
-        mg.gradgradcheck(SlightlyTwoFaced.apply, [leaf((3,))])
