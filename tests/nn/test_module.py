@@ -436,3 +436,13 @@ def test_load_state_dict_into_an_unsigned_buffer_refuses_negatives():
 def test_load_state_dict_wants_a_dict():
     with pytest.raises(TypeError, match="expects a dict .*got list"):
         make_model().load_state_dict([("0.weight", np.zeros((3, 4)))])
+
+
+def test_reassigning_a_name_to_another_kind_leaves_nothing_stale():
+    m = nn.Module()
+    m.head = 3                                   # a plain attribute...
+    m.head = nn.Linear(2, 2)                     # ...becomes a sub-module
+    assert isinstance(m.head, nn.Linear) and "head.weight" in m.state_dict()
+    m.head = nn.Parameter(np.ones(2))            # ...and then a parameter
+    assert isinstance(m.head, nn.Parameter)
+    assert list(m.state_dict()) == ["head"]      # the Linear's weights are gone with it
