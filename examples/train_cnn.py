@@ -103,7 +103,7 @@ def plot(history, config, test_acc, args, argv):
                        caption=f"Validation: a fixed stratified {models.CNN_VAL_FRACTION:.0%} of the training set; "
                                f"AdamW lr {config['lr']:g} ({config['schedule']}), batch {config['batch_size']}, "
                                f"seed {config['seed']}, {args.threads or 1} BLAS thread(s); the test set is scored "
-                               f"once, at the end.\n{cli.command('train_cnn.py', argv)}")
+                               f"once, at the end.\n{cli.command('train_cnn.py', argv)}", test_acc=test_acc)
 
 
 # ------------------------------------------------------------------ command line

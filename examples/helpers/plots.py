@@ -80,9 +80,9 @@ def wrap(text, width_in, points):
     return [line for paragraph in text.split("\n") for line in textwrap.wrap(paragraph, chars)]
 
 
-def plot_history(history, path, title, caption):
+def plot_history(history, path, title, caption, test_acc=None):
     """Loss and accuracy per epoch, stacked, training (batch statistics) and validation (running
-    statistics), to ``path``."""
+    statistics), and the test accuracy (if given) as a star at the last epoch, to ``path``."""
     from matplotlib.ticker import MaxNLocator
     fig, (ax_loss, ax_acc) = figure(2, 1, height=6.2, sharex=True)
     epochs = [r["epoch"] for r in history]
@@ -92,9 +92,12 @@ def plot_history(history, path, title, caption):
         ax.plot(epochs, [r[f"val_{key}"] for r in history], style, ms=4, label="validation (running statistics)")
         ax.set_ylabel("cross-entropy (nats)" if key == "loss" else "accuracy (fraction correct)")
         ax.grid(alpha=0.3)
+    if test_acc is not None:
+        ax_acc.plot(epochs[-1], test_acc, "*", ms=13, color="C3", label=f"test, once at the end: {test_acc:.4f}")
+        ax_acc.legend(loc="lower right")
     ax_acc.set_xlabel("epoch")
     ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_loss.legend(loc="upper right")
-    ax_acc.set_ylim(top=1.0)
+    ax_acc.set_ylim(top=1.015)                                  # a line at 1.0 stays visible
     fig.suptitle(title)
     save_figure(fig, path, caption)

@@ -45,4 +45,10 @@ def test_plot_history(tmp_path, monkeypatch, epochs, marker):
     assert {line.get_marker() for line in acc.get_lines()} == {marker}   # markers only when few
     assert list(acc.get_lines()[1].get_ydata()) == [r["val_acc"] for r in history]
     assert "running statistics" in loss.get_legend().get_texts()[1].get_text()
+    assert acc.get_legend() is None                            # no test accuracy given
     plots.pyplot().close(fig)
+    plots.plot_history(history, str(tmp_path / "c.png"), "t", "c", test_acc=0.875)
+    star = seen["fig"].get_axes()[1].get_lines()[-1]
+    assert list(star.get_xdata()) == [epochs] and list(star.get_ydata()) == [0.875]
+    assert star.get_label() == "test, once at the end: 0.8750"
+    plots.pyplot().close(seen["fig"])
