@@ -192,6 +192,16 @@ def test_to_dot_draws_what_each_op_saved():
     assert dashed(plain) == [] and parse_dot(plain) == parse_dot(text)
 
 
+def test_to_dot_shades_the_output_and_boxes_the_leaves():
+    y, names = bn_graph(F.batch_norm_composed)
+    text = mg.graph.to_dot(y, names=names, key=False)
+    styles = dict(re.findall(r'^\s+(t\d+) \[label="(?:[^"\\]|\\.)*", ([^\]]*)\];$', text, re.M))
+    tensors = mg.graph.tensors(y)
+    assert [n for n, a in styles.items() if "lightyellow" in a] == [f"t{len(tensors) - 1}"]
+    leaves = {f"t{i}" for i, t in enumerate(tensors) if t._ctx is None}
+    assert {n for n, a in styles.items() if a.startswith("shape=box")} == leaves and len(leaves) == 3
+
+
 def test_to_dot_title_and_key():
     y, names = bn_graph(F.batch_norm_fused)
     text = mg.graph.to_dot(y, names=names, title='batch norm, "fused"\n1 op')
