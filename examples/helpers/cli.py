@@ -32,7 +32,6 @@ def number(kind=int, minimum=None, maximum=None, above=None):
             raise argparse.ArgumentTypeError(f"expected {describe(kind, minimum, maximum, above)}, "
                                              f"got {text!r}")
         return value
-    parse.__name__ = describe(kind, minimum, maximum, above)   # argparse names the type by it
     return parse
 
 
@@ -42,7 +41,6 @@ def choice(*names):
         if text not in names:
             raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(names)})")
         return text
-    parse.__name__ = "choice"
     return parse
 
 

@@ -41,6 +41,8 @@ def test_number_choice_boolean_widths():
                            .replace("[", r"\[").replace("]", r"\]")):
             parse(text)
     assert cli.boolean("True") is True and cli.boolean("False") is False
+    assert cli.number(float, 0, 1)("1") == 1.0 and cli.number(float, 0, 1)("0") == 0.0   # bounds included
+    assert cli.number(float, above=0)("1e-300") == 1e-300
     assert cli.parse_widths("128,64") == (128, 64)
     assert cli.describe(float, None, 10, 0) == "a number > 0 <= 10"
     assert cli.show((128, 64)) == "128,64" and cli.show(0.001) == "0.001"
@@ -51,6 +53,14 @@ def test_threads_flag_and_its_check(capsys, monkeypatch):
     refusal(capsys, ["--threads", "0"], options=())
     monkeypatch.setattr(threads, "apply", lambda count, given: f"--threads {count}: refused")
     assert refusal(capsys, ["--threads", "3"], options=()) == "x.py: error: --threads 3: refused"
+
+
+def test_parse_tells_threads_whether_the_count_was_typed(monkeypatch):
+    seen = []
+    monkeypatch.setattr(threads, "apply", lambda count, given: seen.append((count, given)))
+    cli.parse(make_parser(), [])
+    cli.parse(make_parser(), ["--threads", "3"])
+    assert seen == [(threads.DEFAULT, False), (3, True)]
 
 
 def test_command_names_what_ran():
@@ -84,23 +94,29 @@ def test_bad_output_files_are_refused_with_one_line(capsys, tmp_path, path, mess
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_unwritable_folder_is_refused(capsys, tmp_path):
-    if os.geteuid() != 0:                     # the owner of a read-only folder cannot write in it
+@pytest.fixture
+def unwritable(tmp_path):
+    """A folder this process cannot create files in: a read-only one of ours, or (as root, who
+    writes anywhere else) /sys, a kernel file system."""
+    if os.geteuid() != 0:
         folder = tmp_path / "ro"
         folder.mkdir()
         folder.chmod(0o500)
-        path = str(folder / "m.jsonl")
-    elif os.path.isdir("/sys") and not os.access("/sys", os.W_OK | os.X_OK) or os.path.isdir("/sys/kernel"):
-        path = "/sys/m.jsonl"                 # root can write anywhere but a read-only filesystem
+        yield str(folder)
+        folder.chmod(0o700)
+    elif os.path.isdir("/sys/kernel"):
+        yield "/sys"
     else:
         pytest.skip("no folder this user cannot write into")
-    try:
-        line = refusal(capsys, ["--save", path])
-    finally:
-        if os.geteuid() != 0:
-            (tmp_path / "ro").chmod(0o700)
+
+
+def test_an_unwritable_folder_is_refused(capsys, unwritable):
+    path = os.path.join(unwritable, "m.jsonl")
+    line = refusal(capsys, ["--save", path])
     assert line.startswith(f"x.py: error: --save: cannot write {path!r}: ")
     assert not os.path.exists(path)
+    line = refusal(capsys, ["--plot", unwritable], options=(), folders=("plot",), extra=())
+    assert line.startswith(f"x.py: error: --plot: cannot write into {unwritable!r}: ")
 
 
 def test_a_checkpoint_name_too_long_for_the_atomic_write_is_refused(capsys, tmp_path):
@@ -178,7 +194,8 @@ def test_memory_problem_compares_with_the_machine(monkeypatch):
     assert message.startswith("--hidden 9 needs 1048576.0 TiB, more than this machine's ")
     monkeypatch.setattr(os, "sysconf", lambda name: (_ for _ in ()).throw(ValueError(name)))
     assert cli.memory_problem("--hidden 9", 2 ** 60) is None          # unknown: no estimate
-    assert [cli.size(n) for n in (512, 1536, 3 * 2 ** 30)] == ["512 B", "1.5 KiB", "3.0 GiB"]
+    assert [cli.size(n) for n in (512, 1023, 1024, 1536, 3 * 2 ** 30, 2 ** 50)] == \
+        ["512 B", "1023 B", "1.0 KiB", "1.5 KiB", "3.0 GiB", "1024.0 TiB"]
 
 
 def test_run_ends_a_memory_error_in_one_line(monkeypatch):

@@ -1,6 +1,7 @@
 """examples/helpers/runs.py: a run's record and its resume. A checkpoint is checked as strictly as
 the command line before anything is written: a hand-edited or damaged one ends in one line."""
 import json
+import time
 
 import numpy as np
 import pytest
@@ -125,8 +126,13 @@ def test_a_hand_edited_value_of_a_canonical_type_is_read_as_typed(train_mlp, tmp
 def test_the_log_writes_history_then_each_epoch(train_mlp, tmp_path, saved):
     ckpt, metrics = tmp_path / "run.npz", tmp_path / "m.jsonl"
     mg.save(saved, ckpt)
-    train_mlp.main(["--epochs", "3", "--resume", str(ckpt), "--metrics", str(metrics), "--save", str(ckpt),
+    start = time.perf_counter()
+    train_mlp.main(["--epochs", "4", "--resume", str(ckpt), "--metrics", str(metrics), "--save", str(ckpt),
                     "--quiet"])
+    wall = time.perf_counter() - start
     rows = [json.loads(line) for line in metrics.read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [1, 2, 3] and set(rows[0]) == set(runs.METRIC_KEYS)
-    assert int(mg.load(ckpt)["epoch"]) == 3 and all(r["seconds"] > 0 for r in rows)
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4] and set(rows[0]) == set(runs.METRIC_KEYS)
+    assert rows[:2] == [{k: float(v[i]) if k != "epoch" else i + 1 for k, v in saved["history"].items()}
+                        for i in range(2)]                       # the checkpoint's rows, as saved
+    assert int(mg.load(ckpt)["epoch"]) == 4
+    assert all(r["seconds"] > 0 for r in rows) and rows[2]["seconds"] + rows[3]["seconds"] < wall
