@@ -86,7 +86,7 @@ def show(value):
 
 # ------------------------------------------------------------------ flags and parsing
 def add_threads(parser):
-    parser.add_argument("--threads", type=number(int, 1), default=None,
+    parser.add_argument("--threads", type=number(int, 1), default=None, metavar="N",
                         help=f"BLAS threads (default {threads.DEFAULT}: fast on a busy machine, the "
                              f"same numbers on every machine; examples/helpers/threads.py)")
 
