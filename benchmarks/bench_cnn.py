@@ -29,9 +29,9 @@ def minigrad_step(data, batch, seed=0):
     import numpy as np
 
     import minigrad as mg
-    import train_cnn
+    from helpers import models   # examples/helpers: the models train_cnn.py trains
     mg.manual_seed(seed)
-    model = train_cnn.build_model(data, "cnn", "fused")
+    model = models.build_model(data, "cnn", "fused")
     shape = (batch, 1, 40) if data == "mnist1d" else (batch, 1, 8, 8)
     rng = np.random.default_rng(seed)
     x, y = mg.tensor(rng.standard_normal(shape).astype(np.float32)), rng.integers(0, 10, batch)
@@ -63,8 +63,8 @@ def step_pair(loss, opt, named_grads):
 
 def torch_step(torch, model, batch_data):
     """The same model in torch (built from the minigrad model's layers, weights copied strictly)."""
-    import train_cnn
-    twin = train_cnn.torch_twin(model, torch).train()
+    from helpers import models   # examples/helpers: the models train_cnn.py trains
+    twin = models.torch_twin(model, torch).train()
     x, y = torch.from_numpy(batch_data[0].copy()), torch.from_numpy(batch_data[1].copy())
     opt = torch.optim.SGD(twin.parameters(), lr=0.01, momentum=0.9)
 

@@ -1,7 +1,7 @@
 """After training: what practitioners do with batch norm's statistics, measured on MNIST-1D.
 
     python examples/bn_after_training.py [--part all|estimators|average|small-batch|finetune|fold]
-        [--seed 0] [--epochs 30] [--plot DIR] [--quiet]
+        [--seed 0] [--epochs 30] [--plot DIR] [--quiet] [--threads N]
 
 Training-mode batch norm normalises with the batch's statistics and keeps an exponential moving
 average (EMA) of them, running = (1 - momentum)·running + momentum·batch (momentum 0.1); eval
@@ -20,25 +20,24 @@ table's numbers, and with --plot one PNG:
                (nn.utils.freeze_batch_norm), BN recalibrated on the new data and then frozen;
   fold         nn.utils.fold_batch_norm: equal in eval mode, not in training mode, and what it saves.
 
-The CNN is train_cnn.py's (three Conv1d + BatchNorm1d + ReLU, Linear(125, 10)), trained with AdamW
-lr 1e-2 on a cosine schedule, batch 100. ``--part all`` trains one base model and gives every part
+The CNN is train_cnn.py's (three Conv1d + BatchNorm1d + ReLU, Linear(125, 10); helpers/models.py),
+trained with AdamW lr 1e-2 on a cosine schedule, batch 100. ``--part all`` trains one base model and gives every part
 but small-batch (which trains its own, from scratch) a copy of it; no part changes another's model.
 
 The parts live in examples/after_training/, one module each (measurement, table, conclusion,
 figure), with the helpers they share in after_training/shared.py; this file is the command line.
 """
+import helpers  # noqa: F401  (first: one BLAS thread before numpy loads; helpers/threads.py)
+
 import argparse
 import copy
 import os
 import time
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # as in train_cnn.py (before numpy loads)
-
-import common  # noqa: E402
-import train_cnn  # noqa: E402
-import minigrad as mg  # noqa: E402
-from after_training import average, estimators, finetune, fold, small_batch  # noqa: E402
-from after_training.shared import BATCH, LR, MOMENTUM, caption, fit, test_accuracy  # noqa: E402
+import minigrad as mg
+from after_training import average, estimators, finetune, fold, small_batch
+from after_training.shared import BATCH, LR, MOMENTUM, caption, fit, test_accuracy
+from helpers import cli, models, plots
 
 PARTS = ("estimators", "average", "small-batch", "finetune", "fold")
 
@@ -48,7 +47,7 @@ def train_base(data, epochs, seed, quiet=True):
     cosine schedule. Returns (model, snapshots): copies of (model, optimizer) after the epochs
     part 2 averages with the end (``average.checkpoint_epochs``)."""
     mg.manual_seed(seed)
-    model = train_cnn.build_model("mnist1d", "cnn", "fused")
+    model = models.build_model("mnist1d", "cnn", "fused")
     optimizer = mg.optim.AdamW(model.parameters(), lr=LR)
     keep, snapshots = average.checkpoint_epochs(epochs), {}
 
@@ -63,15 +62,16 @@ def train_base(data, epochs, seed, quiet=True):
 def make_parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--part", type=common.choice("all", *PARTS), default="all",
+    p.add_argument("--part", type=cli.choice("all", *PARTS), default="all",
                    help="which part to run: all, " + ", ".join(PARTS))
-    p.add_argument("--seed", type=common.number(int, 0), default=0, help="initial weights and shuffling")
-    p.add_argument("--epochs", type=common.number(int, 2), default=30,
+    p.add_argument("--seed", type=cli.number(int, 0), default=0, help="initial weights and shuffling")
+    p.add_argument("--epochs", type=cli.number(int, 2), default=30,
                    help="epochs of the base model (parts 1, 2, 4, 5); small-batch trains its own, "
                         f"{small_batch.SMALL_EPOCHS} epochs per batch size")
     p.add_argument("--plot", metavar="DIR", default=None,
-                   help=f"write one PNG per part into this existing folder (needs matplotlib: {common.PLOT_HINT})")
+                   help=f"write one PNG per part into this existing folder (needs matplotlib: {plots.PLOT_HINT})")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    cli.add_threads(p)
     return p
 
 
@@ -89,10 +89,9 @@ FIGURES = {"estimators": (estimators.FIGURE, estimators.plot_estimators, estimat
 def main(argv=None):
     """Run the study; returns {"config", "base_test_acc", part: {its numbers, "conclusion"}, "seconds"}."""
     parser = make_parser()
-    args = parser.parse_args(argv)
-    common.check_plot_folder(parser, args.plot)       # before any work
+    args = cli.parse(parser, argv, folders=("plot",))      # before any work
     parts = PARTS if args.part == "all" else (args.part,)
-    X_train, y_train, _, _, X_test, y_test = train_cnn.load("mnist1d", "cnn", False)
+    X_train, y_train, _, _, X_test, y_test = models.load_data("mnist1d", "cnn", False)
     data = {"X_train": X_train, "y_train": y_train, "X_test": X_test, "y_test": y_test}
     result = {"config": {"part": args.part, "seed": args.seed, "epochs": args.epochs}, "seconds": {}}
     print(f"MNIST-1D: {len(y_train)} train / {len(y_test)} test; train_cnn.py's CNN with BatchNorm1d "
@@ -131,4 +130,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

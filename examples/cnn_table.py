@@ -1,22 +1,27 @@
 """MNIST-1D: our models beside the paper's table (Greydanus & Kobak 2020, test accuracy).
 
-    python examples/cnn_table.py [--seeds 0,1,2] [--epochs 100] [--rows all] [--json PATH]
+    python examples/cnn_table.py [--seeds 0,1,2] [--epochs 100] [--rows all] [--json PATH] [--threads N]
 
-Runs examples/train_cnn.py for each row and seed (in this process, with its defaults unless
---epochs is given) and prints mean, range and time per run beside the paper's number. The
+Runs examples/train_cnn.py for each row and seed (one process per run, with its defaults unless
+--epochs is given, and this command's --threads) and prints mean, range and wall time per run
+(interpreter start, data, training and test included) beside the paper's number. The
 paper's rows used no batch norm; the "+ BN" rows are ours. With the positions shuffled (one
 fixed permutation) the CNN loses its spatial prior and falls towards the MLP, which does not care.
 """
+import helpers  # noqa: F401  (first: one BLAS thread before numpy loads; helpers/threads.py)
+
 import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # as in train_cnn.py (before numpy loads)
+from helpers import cli, threads
 
-import common  # noqa: E402
-import train_cnn  # noqa: E402
+TRAIN_CNN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_cnn.py")
 
 # name -> (train_cnn arguments, the paper's test accuracy or None)
 ROWS = {
@@ -55,30 +60,44 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--seeds", type=parse_seeds, default="0,1,2", help="seeds per row")
-    p.add_argument("--epochs", type=common.number(int, 1), help="epochs per run (default: train_cnn's)")
+    p.add_argument("--epochs", type=cli.number(int, 1), help="epochs per run (default: train_cnn's)")
     p.add_argument("--rows", type=parse_rows, default="all", help="';'-separated row names, or all")
     p.add_argument("--json", metavar="PATH", help="also write every run's numbers to PATH")
-    args = p.parse_args(argv)
-    common.check_output_paths(p, args, ("json",))
+    cli.add_threads(p)
+    args = cli.parse(p, argv, files=("json",))
     start, results = time.perf_counter(), {}
     for name in args.rows:
         extra, paper = ROWS[name]
-        runs = []
-        for seed in args.seeds:
-            t0 = time.perf_counter()
-            epochs = [] if args.epochs is None else ["--epochs", str(args.epochs)]
-            out = train_cnn.main(extra + epochs + ["--seed", str(seed), "--quiet"])
-            runs.append({"seed": seed, "test_acc": out["test_acc"], "seconds": time.perf_counter() - t0})
+        epochs = [] if args.epochs is None else ["--epochs", str(args.epochs)]
+        runs = [{"seed": seed, **run_train_cnn(extra + epochs + ["--seed", str(seed)],
+                                                args.threads or threads.DEFAULT)} for seed in args.seeds]
         results[name] = {"paper": paper, "runs": runs}
         print(format_row(name, results[name]), flush=True)
     print(f"\n{len(args.rows)} rows x {len(args.seeds)} seeds in {time.perf_counter() - start:.0f} s "
-          f"(seconds per run: wall time of train_cnn.main, data loading and test included)")
+          f"(seconds per run: wall time of one train_cnn.py process, start-up, data and test included)")
     print("\n" + markdown(results, args.seeds))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
         print(f"wrote {args.json}")
     return results
+
+
+def run_train_cnn(arguments, thread_count):
+    """One ``python examples/train_cnn.py ARGUMENTS`` run: {"test_acc", "seconds"} (wall time).
+    Its metrics file's last row carries the test accuracy; a failed run ends this command with
+    the run's own error."""
+    with tempfile.TemporaryDirectory() as folder:
+        metrics = os.path.join(folder, "metrics.jsonl")
+        t0 = time.perf_counter()
+        done = subprocess.run([sys.executable, TRAIN_CNN, *arguments, "--quiet", "--threads", str(thread_count),
+                               "--metrics", metrics], capture_output=True, text=True)
+        seconds = time.perf_counter() - t0
+        if done.returncode != 0:
+            sys.exit(f"cnn_table.py: train_cnn.py {' '.join(arguments)} failed:\n{done.stderr.strip()}")
+        with open(metrics) as f:
+            last = json.loads(f.read().splitlines()[-1])
+    return {"test_acc": last["test_acc"], "seconds": seconds}
 
 
 def summary(entry):
@@ -103,4 +122,4 @@ def markdown(results, seeds):
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -1,11 +1,13 @@
 """Compare the fused and the composed batch norm: gradients, numerics and cost, side by side.
 
     python examples/compare_bn.py                      # 4x3, 64x128, 256x1024 in float32
-    python examples/compare_bn.py 32x16x8 --dtype both --no-affine --json /tmp/cmp.json
+    python examples/compare_bn.py 32x16x8 --dtype both --no-affine --json /tmp/cmp.json [--threads N]
 
 The measurements live in examples/compare/cases.py (returning plain dicts), the tables in
 compare/report.py; PyTorch, when installed, adds a column of its own (compare/torch_column.py).
 """
+import helpers  # noqa: F401  (first: one BLAS thread before numpy loads; helpers/threads.py)
+
 import argparse
 import json
 import math
@@ -15,10 +17,10 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
 
-import common  # noqa: E402  (examples/ is on sys.path: this script's folder)
-from compare.cases import compare_case  # noqa: E402
+from compare.cases import compare_case  # noqa: E402  (examples/ is on sys.path: this script's folder)
 from compare.numbers import jsonable  # noqa: E402
 from compare.report import format_case  # noqa: E402
+from helpers import cli  # noqa: E402
 
 
 def parse_shape(text):
@@ -34,6 +36,14 @@ def parse_shape(text):
     return shape
 
 
+def case_bytes(shape):
+    """A lower bound of what one case allocates, in bytes: float64 copies of the input (inputs,
+    upstream gradient, the composed graph's intermediates: about 10) and the folding case's
+    layer, C x C weights (times 9 for a 3-wide or 3x3 kernel)."""
+    channels = shape[1]
+    return 8 * (10 * math.prod(shape) + channels * channels * (1 if len(shape) == 2 else 9))
+
+
 def main(argv=None):
     """The command line; returns the list of case dicts."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
@@ -44,18 +54,20 @@ def main(argv=None):
                         help="dtype of the agreement and cost sections")
     parser.add_argument("--affine", action=argparse.BooleanOptionalAction, default=True,
                         help="learnable γ and β")
-    parser.add_argument("--momentum", type=common.number(float, 0, 1), default=0.1,
+    parser.add_argument("--momentum", type=cli.number(float, 0, 1), default=0.1,
                         help="running-statistics momentum (PyTorch's convention)")
-    parser.add_argument("--seed", type=common.number(int, 0), default=0, help="inputs and upstream gradient")
-    parser.add_argument("--steps", type=common.number(int, 1), default=3,
+    parser.add_argument("--seed", type=cli.number(int, 0), default=0, help="inputs and upstream gradient")
+    parser.add_argument("--steps", type=cli.number(int, 1), default=3,
                         help="training steps before comparing running stats")
-    parser.add_argument("--repeats", type=common.number(int, 1), default=11,
+    parser.add_argument("--repeats", type=cli.number(int, 1), default=11,
                         help="timing repeats (the median is reported)")
     parser.add_argument("--no-torch", dest="use_torch", action="store_false", default=None,
                         help="skip the PyTorch column even when torch is installed")
     parser.add_argument("--json", metavar="PATH", help="also write every number to PATH")
-    args = parser.parse_args(argv)
-    common.check_output_paths(parser, args, ("json",))
+    cli.add_threads(parser)
+    args = cli.parse(parser, argv, files=("json",))
+    for shape in args.shapes:
+        cli.check_memory(parser, f"shape {'x'.join(map(str, shape))}", case_bytes(shape))
     dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
     start, cases = time.perf_counter(), []
     for shape in args.shapes:
@@ -74,4 +86,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

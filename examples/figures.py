@@ -1,34 +1,34 @@
 """Make every committed figure under docs/figures/, with one command.
 
-    python examples/figures.py [--out docs/figures]
+    python examples/figures.py [--out docs/figures] [--threads N]
 
-Runs the studies with their defaults and --plot (examples/bn_inference.py, bn_after_training.py),
-the CNN example's training curves, and draws the composed and the fused batch-norm graphs with
-Graphviz (``apt-get install graphviz``; without ``dot`` those two images are skipped, with a line
-saying so). Needs matplotlib (pip install -e ".[plot]"). Takes a few minutes on 2 cores.
+Runs each study as its own command with --plot (python examples/bn_inference.py,
+bn_after_training.py, train_cnn.py), so every figure's caption names the command that made it,
+with one BLAS thread (or --threads), and draws the composed and the fused batch-norm graphs with
+Graphviz (``apt-get install graphviz``; without ``dot`` those two are skipped, with a line saying
+so). Needs matplotlib (pip install -e ".[plot]"). Takes about a minute on 2 cores.
 """
+import helpers  # noqa: F401  (first: one BLAS thread before numpy loads; helpers/threads.py)
+
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import time
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # as in the studies (before numpy loads)
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-import bn_after_training  # noqa: E402
-import bn_inference  # noqa: E402
-import common  # noqa: E402
-import minigrad as mg  # noqa: E402
-import train_cnn  # noqa: E402
-from minigrad.nn import functional as F  # noqa: E402
+import minigrad as mg
+from helpers import cli, plots
+from minigrad.nn import functional as F
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def graphs(out):
-    """The graph each batch norm records for a (4, 3) input, as PNGs (needs Graphviz's dot)."""
+    """The graph each batch norm records for a (4, 3) input, with what each op saves for backward,
+    as PNGs (needs Graphviz's dot)."""
     if shutil.which("dot") is None:
         print("skipped the graph images: Graphviz's dot is not installed (apt-get install graphviz)")
         return
@@ -39,28 +39,43 @@ def graphs(out):
     names = {"x": x, "weight": weight, "bias": bias}
     for name, bn in (("composed", F.batch_norm_composed), ("fused", F.batch_norm_fused)):
         y = bn(x, weight, bias)[0]
+        nodes, saved = mg.graph.count_nodes(y), mg.graph.saved_bytes(y)
         path = os.path.join(out, f"graph_{name}.png")
-        mg.graph.to_image(y, path, names=names, title=f"batch norm, {name}")
-        print(f"wrote {path} ({mg.graph.count_nodes(y)} op{'s' * (mg.graph.count_nodes(y) != 1)})")
+        mg.graph.to_image(y, path, names=names,
+                          title=f"Batch norm, {name}: y = γ (x - mean) / sqrt(var + eps) + β, x of shape (4, 3)\n"
+                                f"{nodes} op{'s' * (nodes != 1)}, {saved} B saved for backward "
+                                f"(python examples/figures.py)")
+        print(f"wrote {path} ({nodes} op{'s' * (nodes != 1)}, {saved} B saved for backward)")
+
+
+def study(script, *arguments):
+    """Run ``python examples/SCRIPT ARGUMENTS`` from the repository root, its output shown as it
+    comes; a failure ends this command with the study's exit code."""
+    print(f"\n$ python examples/{script} {' '.join(arguments)}", flush=True)
+    done = subprocess.run([sys.executable, os.path.join("examples", script), *arguments], cwd=ROOT)
+    if done.returncode != 0:
+        sys.exit(f"figures.py: examples/{script} failed (exit {done.returncode})")
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", default=os.path.join(ROOT, "docs", "figures"), help="the folder to write into")
-    args = p.parse_args(argv)
-    common.check_plot_folder(p, args.out)
-    out = os.path.relpath(args.out, ROOT)      # captions name the command as run from the root,
-    if not out.startswith(os.pardir):          # not this machine's absolute path
-        os.chdir(ROOT)
-        args.out = out
+    cli.add_threads(p)
+    args = cli.parse(p, argv, folders=("out",))
+    if not plots.have_matplotlib():
+        p.error(f"figures.py needs matplotlib ({plots.PLOT_HINT})")
+    out = os.path.relpath(os.path.abspath(args.out), ROOT)   # captions name the command as run from
+    if out.startswith(os.pardir):                             # the root, not this machine's path
+        out = os.path.abspath(args.out)
+    more = [] if args.threads is None else ["--threads", str(args.threads)]   # default: one, as here
     start = time.perf_counter()
-    graphs(args.out)
-    bn_inference.main(["--plot", args.out])
-    bn_after_training.main(["--plot", args.out, "--quiet"])
-    train_cnn.main(["--plot", os.path.join(args.out, "train_cnn.png"), "--quiet"])
-    print(f"figures written to {args.out} in {time.perf_counter() - start:.0f} s")
+    graphs(os.path.join(ROOT, out))
+    study("bn_inference.py", "--plot", out, *more)
+    study("bn_after_training.py", "--plot", out, "--quiet", *more)
+    study("train_cnn.py", "--plot", os.path.join(out, "train_cnn.png"), "--quiet", *more)
+    print(f"\nfigures written to {out} in {time.perf_counter() - start:.0f} s")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

@@ -6,14 +6,16 @@ batch norm, once with the composed BN (primitive ops) and once with the fused BN
 hand-written backward is itself run on Tensors), and prints both side by side, with a
 finite-difference check of the Hessian-vector product.
 
-    python examples/hessian.py [--batch 32] [--hidden 16] [--seed 0]
+    python examples/hessian.py [--batch 32] [--hidden 16] [--seed 0] [--threads N]
 """
+import helpers  # noqa: F401  (first: one BLAS thread before numpy loads; helpers/threads.py)
+
 import argparse
 
 import numpy as np
 
-import common
 import minigrad as mg
+from helpers import cli
 from minigrad import nn
 from minigrad.nn import functional as F
 
@@ -93,11 +95,16 @@ def run(batch=32, hidden=16, seed=0):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--batch", type=common.number(int, 2), default=32,
+    parser.add_argument("--batch", type=cli.number(int, 2), default=32,
                         help="batch size (training-mode batch norm needs 2 or more)")
-    parser.add_argument("--hidden", type=common.number(int, 1), default=16, help="hidden width")
-    parser.add_argument("--seed", type=common.number(int, 0), default=0, help="data, weights and direction v")
-    args = parser.parse_args(argv)
+    parser.add_argument("--hidden", type=cli.number(int, 1), default=16, help="hidden width")
+    parser.add_argument("--seed", type=cli.number(int, 0), default=0, help="data, weights and direction v")
+    cli.add_threads(parser)
+    args = cli.parse(parser, argv)
+    # float64 weights (8 -> hidden -> 3) and about 20 copies of them and of the (batch, hidden)
+    # activations: parameters, gradients, the recorded backward, finite differences
+    cli.check_memory(parser, f"--batch {args.batch} --hidden {args.hidden}",
+                     8 * 20 * (12 * args.hidden + args.batch * args.hidden))
     r = run(args.batch, args.hidden, args.seed)
     print(f"MLP 8-{args.hidden}-3 with BatchNorm1d, batch {args.batch}, float64, training mode\n")
     print(f"{'':34}{'composed':>14}{'fused':>14}")
@@ -110,4 +117,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

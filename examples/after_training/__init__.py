@@ -7,5 +7,5 @@ part's measurement (part_*), its table (print_*), the conclusion computed from t
     small_batch.py  training with batches of 2 to 128: which statistics at inference
     finetune.py     fine-tuning on shifted data with BN updating, frozen, recalibrated and frozen
     fold.py         nn.utils.fold_batch_norm: exact in eval mode, what it saves
-    shared.py       what several parts use: fit, recalibrated, test_accuracy, subset, captions, save
+    shared.py       what several parts use: fit, recalibrated, test_accuracy, subset, captions
 """

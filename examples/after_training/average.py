@@ -5,9 +5,10 @@ checkpoint_epochs says which checkpoints the base model's training keeps for thi
 """
 import copy
 
-import common
-from common import stats_gap_per_layer
-from .shared import BATCH, RECAL_BATCH, fit, print_lines, recalibrated, samples, save, test_accuracy
+from helpers import plots
+from helpers.bn_stats import stats_gap_per_layer
+
+from .shared import BATCH, RECAL_BATCH, fit, print_lines, recalibrated, samples, test_accuracy
 
 AVERAGE_FRACTIONS = (0.1, 0.2, 1 / 3, 0.5, 2 / 3, 5 / 6)   # the checkpoints, as parts of the run
 FIGURE = "bn_average.png"
@@ -95,36 +96,47 @@ def average_checkpoints(a, b):
 
 def figure_setup(r):
     """The part's setup for the figure's caption, from its numbers."""
-    return (f"Checkpoints of one run, weights and running statistics averaged; the fork is "
-            f"trained from epoch {r['half']} to {r['epochs']} with shuffling seed + 1.")
+    return (f"Top: checkpoint A (epoch 3, 6, ...) of the run averaged with B, its end (epoch {r['epochs']}), "
+            f"weights and running statistics alike, scored with the averaged statistics or with statistics "
+            f"recalibrated on the training set (batches of {RECAL_BATCH}). Bottom: the same five models for A = a "
+            f"second run forked from the epoch-{r['half']} checkpoint and trained to epoch {r['epochs']} with "
+            f"shuffling seed + 1.")
 
 
 def plot_average(r, path, text):
-    plt = common.pyplot()
-    fig, (ax, ax_fork) = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [2.2, 1]})
-    labels = {"A": "checkpoint A alone", "B": f"checkpoint B alone (epoch {r['epochs']})",
-              "averaged stats": "average, averaged running statistics",
-              "recalibrated, paper": "average, recalibrated (paper)",
+    """Top: test accuracy of each average of an earlier checkpoint with the end, by its epoch.
+    Bottom: the fork pair (a second run from the middle checkpoint), as points: the five models
+    lie within a few test samples, which bars from zero would hide and bars from 0.9 exaggerate."""
+    fig, (legend, ax, ax_fork) = plots.figure(3, 1, height=7.6, gridspec_kw={"height_ratios": [0.3, 1.25, 0.9]})
+    labels = {"A": "A alone", "B": f"B alone (epoch {r['epochs']}, the end)",
+              "averaged stats": "average, averaged statistics", "recalibrated, paper": "average, recalibrated (paper)",
               "recalibrated, pooled": "average, recalibrated (pooled)"}
     styles = {"A": "o:", "B": "-", "averaged stats": "s-", "recalibrated, paper": "^-", "recalibrated, pooled": "v--"}
     epochs = r["checkpoints"]
-    for column in AVERAGE_COLUMNS:
-        ax.plot(epochs, [r["rows"][f"epoch {e}"][column] for e in epochs], styles[column], label=labels[column])
+    for i, column in enumerate(AVERAGE_COLUMNS):
+        ax.plot(epochs, [r["rows"][f"epoch {e}"][column] for e in epochs], styles[column], color=f"C{i}",
+                ms=6, label=labels[column])
     ax.set_xticks(epochs)
-    ax.set_xlabel(f"epoch of checkpoint A (averaged with B, the end of the same run)")
-    ax.set_ylabel("test accuracy (fraction correct)")
-    ax.set_title("Averaging an earlier checkpoint with the end")
-    ax.legend(fontsize=8)
+    ax.set_xlabel("epoch of checkpoint A (averaged with B, the end of the same run)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("Averaging an earlier checkpoint of one run with its end")
+    ax.grid(alpha=0.3)
+    plots.legend_panel(legend, *ax.get_legend_handles_labels())
     fork = r["rows"][f"fork at {r['half']}"]
-    bars = ax_fork.bar(range(len(AVERAGE_COLUMNS)), [fork[c] for c in AVERAGE_COLUMNS],
-                       color=[f"C{i}" for i in range(len(AVERAGE_COLUMNS))])   # the left panel's colours
-    ax_fork.bar_label(bars, fmt="%.3f", fontsize=8)
-    ax_fork.set_xticks(range(len(AVERAGE_COLUMNS)), ["A", "B", "avg\nstats", "recal\npaper", "recal\npooled"])
-    low = min(fork[c] for c in AVERAGE_COLUMNS)
-    ax_fork.set_ylim(max(0, low - 0.05), min(1, max(fork[c] for c in AVERAGE_COLUMNS) + 0.02))
-    ax_fork.set_xlabel("model")
-    ax_fork.set_ylabel("test accuracy (fraction correct)")
-    ax_fork.set_title(f"A = a fork of the run at epoch {r['half']}, trained to {r['epochs']}\n"
-                      f"(colours: the legend on the left)", fontsize=10)
-    fig.suptitle("Weight averaging within one run: averaged running statistics vs recalibrated ones")
-    save(fig, plt, path, text)
+    names = {"A": "A: the fork", "B": "B: base run", "averaged stats": "avg, averaged stats",
+             "recalibrated, paper": "avg, recal. (paper)", "recalibrated, pooled": "avg, recal. (pooled)"}
+    rows = list(AVERAGE_COLUMNS)[::-1]
+    for i, column in enumerate(rows):
+        ax_fork.plot(fork[column], i, "o", ms=9, color=f"C{AVERAGE_COLUMNS.index(column)}")
+        ax_fork.annotate(f"{fork[column]:.3f}", (fork[column], i), xytext=(9, 0), textcoords="offset points",
+                         va="center", fontsize=9)
+    ax_fork.set_yticks(range(len(rows)), [names[c] for c in rows])
+    low, high = min(fork[c] for c in rows), max(fork[c] for c in rows)
+    ax_fork.set_xlim(low - 0.006, high + 0.008)
+    ax_fork.set_ylim(-0.6, len(rows) - 0.4)
+    ax_fork.set_xlabel("test accuracy (points; one test sample = 0.001)")
+    ax_fork.set_ylabel("model")
+    ax_fork.set_title(f"A = a second run forked from the epoch-{r['half']} checkpoint, B = the base run's end")
+    ax_fork.grid(axis="x", alpha=0.3)
+    fig.suptitle("Weight averaging averages the running statistics too: how much recalibrating them matters")
+    plots.save_figure(fig, path, text)

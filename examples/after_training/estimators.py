@@ -5,10 +5,11 @@ computed from the table's numbers, and the figure. The trained model is only cop
 """
 import numpy as np
 
-import common
 import minigrad as mg
-from common import bn_layers, stats_gap_per_layer
-from .shared import MOMENTUM, RECAL_BATCH, print_lines, recalibrated, samples, save, test_accuracy
+from helpers import plots
+from helpers.bn_stats import bn_layers, stats_gap_per_layer
+
+from .shared import MOMENTUM, RECAL_BATCH, print_lines, recalibrated, samples, test_accuracy
 
 RECAL_SIZES = (2, 4, 16, 100)             # recalibration batch sizes
 FIGURE = "bn_estimators.png"
@@ -113,43 +114,54 @@ def estimators_conclusion(r):
 
 def figure_setup(r):
     """The part's setup for the figure's caption, from its numbers."""
-    return (f"Recalibrated on the training set: left in batches of {RECAL_BATCH}, middle and "
-            f"right in batches of {', '.join(map(str, r['sizes']))}; exact: one batch of all "
-            f"{r['n_train']}.")
+    return (f"Population statistics recomputed on the training set: top in batches of {RECAL_BATCH}, "
+            f"middle and bottom in batches of {', '.join(map(str, r['sizes']))}; exact: pooled in one batch "
+            f"of all {r['n_train']}. Paper: Algorithm 2 (mean of unbiased batch variances); pooled: "
+            f"PreciseBN (the variance of all values).")
 
 
 def plot_estimators(r, path, text):
-    plt = common.pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
+    """Top: how far apart the statistics are, per layer (bars from zero). Middle: each
+    estimator's variance against the exact one, by recalibration batch size. Bottom: test
+    accuracy with each, beside the EMA's and the exact statistics' (often the same number: drawn
+    as a wide band and a line on top of it, so both stay visible)."""
+    fig, (ax_gap, ax_var, ax_acc) = plots.figure(3, 1, height=10.4, gridspec_kw={"height_ratios": [0.9, 1.1, 1]})
     layers = np.arange(1, len(r["positions"]) + 1)
     width = 0.8 / len(r["gaps"])
     for i, (pair, per_layer) in enumerate(r["gaps"].items()):
-        axes[0].bar(layers + (i - 1) * width, [100 * v for _, v in per_layer], width, label=pair)
-    axes[0].set_xticks(layers, [f"BN {i}" for i in layers])
-    axes[0].set_xlabel(f"batch-norm layer (recalibrated in batches of {RECAL_BATCH})")
-    axes[0].set_ylabel("worst channel |variance ratio - 1| (%)")
-    axes[0].set_title("How far apart the statistics are")
-    axes[0].legend()
-    for estimator, style in (("paper", "o-"), ("pooled", "s--")):
+        bars = ax_gap.bar(layers + (i - 1) * width, [100 * v for _, v in per_layer], width, label=pair,
+                          color=("C7", "C9", "C8")[i])
+        ax_gap.bar_label(bars, fmt="%.2f", fontsize=8)
+    ax_gap.set_xticks(layers, [f"BN {i}" for i in layers])
+    ax_gap.set_xlabel(f"batch-norm layer (recomputed in batches of {RECAL_BATCH})")
+    ax_gap.set_ylabel("worst channel\n|variance ratio - 1| (%)")
+    ax_gap.set_ylim(0, 1.25 * max(100 * v for per_layer in r["gaps"].values() for _, v in per_layer))
+    ax_gap.set_title("How far apart the statistics are after training")
+    ax_gap.legend(loc="upper left", ncol=3)
+    for estimator, marker, line in (("paper", "o", "-"), ("pooled", "s", "--")):
         for i in range(len(layers)):
-            axes[1].plot(r["sizes"], [r["by_size"][(estimator, s)]["var_ratio"][i] for s in r["sizes"]], style,
-                         color=f"C{i}", label=f"{estimator}, BN {i + 1}")
-        axes[2].plot(r["sizes"], [r["by_size"][(estimator, s)]["accuracy"] for s in r["sizes"]], style,
-                     label=f"recomputed, {estimator}")
-    axes[1].axhline(1, color="gray", lw=0.8)
-    axes[2].axhline(r["accuracy"]["EMA"], color="gray", ls=":", label="running (EMA)")
-    axes[2].axhline(r["accuracy"]["exact"], color="k", ls="-.", lw=0.8, label=f"exact (one batch of {r['n_train']})")
-    for ax in axes[1:]:
+            ax_var.plot(r["sizes"], [r["by_size"][(estimator, s)]["var_ratio"][i] for s in r["sizes"]],
+                        marker=marker, ls=line, color=f"C{i}", ms=6, label=f"{estimator}, BN {i + 1}")
+        ax_acc.plot(r["sizes"], [r["by_size"][(estimator, s)]["accuracy"] for s in r["sizes"]], marker=marker,
+                    ls=line, color="C0" if estimator == "paper" else "C1", ms=7, label=f"recomputed, {estimator}")
+    ax_var.axhline(1, color="gray", lw=0.8)
+    ax_var.set_ylabel("variance / exact variance\n(mean over channels)")
+    ax_var.set_title("Both estimators depend on the batch size (BN 1: only the paper's)")
+    ax_var.legend(loc="lower right", ncol=2)
+    ema, exact = r["accuracy"]["EMA"], r["accuracy"]["exact"]
+    ax_acc.axhline(exact, color="C2", lw=7, alpha=0.35, label=f"exact (one batch of {r['n_train']}): {exact:.4f}")
+    ax_acc.axhline(ema, color="k", ls=":", lw=1.6, label=f"running (EMA): {ema:.4f}"
+                   + (" (= exact: the line lies on the band)" if ema == exact else ""))
+    accs = [v["accuracy"] for v in r["by_size"].values()] + list(r["accuracy"].values())
+    ax_acc.set_ylim(min(accs) - 0.004, max(accs) + 0.006)
+    ax_acc.set_ylabel("test accuracy\n(one sample = 0.001)")
+    ax_acc.set_title("Test accuracy with each")
+    ax_acc.legend(loc="lower right", ncol=2)
+    for ax in (ax_var, ax_acc):
         ax.set_xscale("log")
         ax.set_xticks(r["sizes"], [str(s) for s in r["sizes"]])
         ax.minorticks_off()
         ax.set_xlabel("recalibration batch size (samples, log scale)")
-        ax.legend(fontsize=8)
-    axes[1].set_ylabel("variance / exact variance (mean over channels)")
-    axes[1].set_title("Both depend on the batch size (BN 1: only the paper's)")
-    accs = [v["accuracy"] for v in r["by_size"].values()] + list(r["accuracy"].values())
-    axes[2].set_ylim(min(accs) - 0.01, max(accs) + 0.01)
-    axes[2].set_ylabel("test accuracy (fraction; 1 sample = 0.001)")
-    axes[2].set_title("Test accuracy with each")
-    fig.suptitle("Running (EMA) vs recomputed population statistics after training")
-    save(fig, plt, path, text)
+        ax.grid(alpha=0.3)
+    fig.suptitle("Running (EMA) vs population statistics recomputed after training (nn.recompute_bn_stats)")
+    plots.save_figure(fig, path, text)

@@ -7,11 +7,12 @@ import copy
 
 import numpy as np
 
-import common
 import minigrad as mg
-from common import bn_layers, stats_gap_per_layer
+from helpers import plots
+from helpers.bn_stats import bn_layers, stats_gap_per_layer
 from minigrad import nn
-from .shared import RECAL_BATCH, fit, print_lines, recalibrated, save, subset, test_accuracy
+
+from .shared import RECAL_BATCH, fit, print_lines, recalibrated, subset, test_accuracy
 
 SHIFT_SCALE, SHIFT_OFFSET = 1.5, 0.5      # x' = 1.5·x + 0.5, train and test
 FT_SAMPLES, FT_EPOCHS, FT_BATCH, FT_LR = 1200, 4, 4, 1e-3   # a subset, small batches, AdamW
@@ -108,20 +109,22 @@ def running_buffers(model):
 def figure_setup(r):
     """The part's setup for the figure's caption, from its numbers."""
     return (f"Fine-tuned on {r['samples']} shifted training samples, batch {r['batch_size']}, "
-            f"AdamW lr {r['lr']:g} constant.")
+            f"AdamW lr {r['lr']:g} constant. At epoch 0 'BN updating' and 'BN frozen' are the same model "
+            f"(the circle behind the square).")
 
 
 def plot_finetune(r, path, text):
-    plt = common.pyplot()
-    fig, ax = plt.subplots(figsize=(9, 5.5))
+    fig, (legend, ax) = plots.figure(2, 1, height=5.0, gridspec_kw={"height_ratios": [0.14, 1]})
     epochs = np.arange(r["epochs"] + 1)
-    for (name, curve), style in zip(r["curves"].items(), ("o-", "s--", "^-")):
-        ax.plot(epochs, curve, style, label=name)
-    ax.axhline(r["original"], color="gray", ls=":", label="base model on the unshifted test set")
+    # the first two arms are the same model at epoch 0: a bigger circle stays visible behind the square
+    for (name, curve), style, size in zip(r["curves"].items(), ("o-", "s--", "^-"), (11, 7, 8)):
+        ax.plot(epochs, curve, style, ms=size, label=name)
+    ax.axhline(r["original"], color="gray", ls=":", label=f"base model on the unshifted test set: {r['original']:.4f}")
     ax.set_xticks(epochs)
     ax.set_xlabel("fine-tuning epoch (0: before fine-tuning)")
-    ax.set_ylabel("shifted test accuracy (fraction correct)")
-    ax.set_title(f"Fine-tuning on x' = {SHIFT_SCALE}x + {SHIFT_OFFSET} in batches of {r['batch_size']}: "
-                 f"BN updating vs frozen", fontsize=11)
-    ax.legend()
-    save(fig, plt, path, text)
+    ax.set_ylabel("shifted test accuracy")
+    ax.grid(alpha=0.3)
+    plots.legend_panel(legend, *ax.get_legend_handles_labels())
+    fig.suptitle(f"Fine-tuning on x' = {SHIFT_SCALE}x + {SHIFT_OFFSET} in batches of {r['batch_size']}: "
+                 f"batch norm updating, frozen, or recalibrated then frozen")
+    plots.save_figure(fig, path, text)

@@ -9,10 +9,11 @@ import time
 
 import numpy as np
 
-import common
 import minigrad as mg
+from helpers import plots
 from minigrad import nn
-from .shared import print_lines, save
+
+from .shared import print_lines
 
 FOLD_REPEATS = 200                        # interleaved timing rounds
 FIGURE = "bn_fold.png"
@@ -100,33 +101,43 @@ def interleaved_times(models, batch, repeats):
 
 def figure_setup(r):
     """The part's setup for the figure's caption, from its numbers."""
-    return f"Timing: {r['repeats']} interleaved rounds, 1 BLAS thread, 2-core machine."
+    return (f"Timing: median of {r['repeats']} interleaved rounds on the machine that made the figure (a "
+            f"timing: it varies from run to run).")
 
 
 def plot_fold(r, path, text):
-    plt = common.pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 5))
-    names = list(r["diffs"])
-    bars = axes[0].bar(range(len(names)), [r["diffs"][n] for n in names], color=["C0", "C1", "C3"],
-                       label=["eval mode, float64", "eval mode, float32", "training mode (original: batch stats)"])
-    axes[0].bar_label(bars, fmt="%.1e", fontsize=8)
-    axes[0].set_xticks(range(len(names)), [n.replace(", ", "\n") for n in names])
-    axes[0].set_yscale("log")
-    axes[0].set_ylabel("max |logit difference| (logits, log scale)")
-    axes[0].set_xlabel("mode and dtype (1000 test samples)")
-    axes[0].set_title("Folded vs original")
-    axes[0].legend(fontsize=8, loc="upper left")
-    axes[0].set_ylim(min(r["diffs"].values()) / 100, max(r["diffs"].values()) * 1e3)
-    for ax, key, unit, title in ((axes[1], "nodes", "graph nodes per eval forward", "Graph of one eval forward"),
-                                 (axes[2], "ms", "median time per eval batch of 100 (ms)",
-                                  "Time per eval batch (no_grad)")):
+    """Top: the differences as dots on a log axis (they span 14 orders of magnitude; a bar's
+    length would mean nothing there). Bottom: graph nodes and time, bars from zero."""
+    fig = plots.pyplot().figure(figsize=(plots.WIDTH, 7.0), layout="constrained")
+    grid = fig.add_gridspec(3, 2, height_ratios=[0.16, 1, 1.15])
+    ax_diff = fig.add_subplot(grid[1, :])
+    names = list(r["diffs"])[::-1]                     # the first row on top
+    for i, name in enumerate(names):
+        training = name.startswith("training")
+        ax_diff.plot(r["diffs"][name], i, "o", ms=9, color="C3" if training else "C0",
+                     label=("training mode: the original normalises with batch statistics" if training
+                            else "eval mode: both use the running statistics") if i in (0, len(names) - 1) else None)
+        ax_diff.annotate(f"{r['diffs'][name]:.1e}", (r["diffs"][name], i), xytext=(0, 8),
+                         textcoords="offset points", ha="center", va="bottom", fontsize=9)
+    ax_diff.set_xscale("log")
+    ax_diff.set_xlim(min(r["diffs"].values()) / 30, max(r["diffs"].values()) * 30)
+    ax_diff.set_ylim(-0.6, len(names) - 0.2)
+    ax_diff.set_yticks(range(len(names)), names)
+    ax_diff.set_xlabel("max |logit difference|, folded vs original (log scale)")
+    ax_diff.set_ylabel("mode, dtype")
+    ax_diff.set_title("The same function in eval mode, to rounding; not in training mode (1000 test samples)")
+    ax_diff.grid(axis="x", alpha=0.3)
+    plots.legend_panel(fig.add_subplot(grid[0, :]), *ax_diff.get_legend_handles_labels(), ncol=1)
+    for column, (key, unit, title, fmt) in enumerate((
+            ("nodes", "graph nodes per eval forward", "Graph of one eval forward", "%d"),
+            ("ms", "median ms per eval batch of 100", "Time per eval batch (no_grad)", "%.3f"))):
+        ax = fig.add_subplot(grid[2, column])
         values = [r[key]["original"], r[key]["folded"]]
-        bars = ax.bar(["original", "folded"], values, color=["C0", "C2"], label=["original", "folded"])
-        ax.bar_label(bars, fmt="%d" if key == "nodes" else "%.3f")
-        ax.set_ylim(0, max(values) * 1.2)
+        bars = ax.bar(["original", "folded"], values, color=["C0", "C2"], width=0.6)
+        ax.bar_label(bars, fmt=fmt)
+        ax.set_ylim(0, max(values) * 1.2)              # bars from zero, on a linear axis
         ax.set_ylabel(unit)
         ax.set_xlabel("model")
         ax.set_title(title)
-        ax.legend(fontsize=8)
-    fig.suptitle("fold_batch_norm: the same function in eval mode, fewer nodes, less time")
-    save(fig, plt, path, text)
+    fig.suptitle(f"fold_batch_norm: {r['layers'][0]} layers become {r['layers'][1]}; fewer nodes, less time")
+    plots.save_figure(fig, path, text)

@@ -1,18 +1,19 @@
 """What several parts of the after-training study share: its constants, training (fit), the copies
-it scores (recalibrated), test accuracy, test-sample counts, printing, captions and saving figures.
+it scores (recalibrated), test accuracy, test-sample counts, printing and captions (figures are
+saved by helpers/plots.py's one saver).
 
 Invariant: only fit changes a model (the one it is asked to train); recalibrated returns a copy
 and test_accuracy only reads.
 """
 import copy
-import textwrap
 
 import numpy as np
 
-import common
-import train_cnn
+import minigrad as mg
+from helpers import models, progress
 from minigrad import nn
 from minigrad.data import DataLoader
+from minigrad.nn import functional as F
 
 BATCH, LR, MOMENTUM = 100, 1e-2, 0.1     # train_cnn.py's batch and learning rate; PyTorch's momentum
 RECAL_BATCH = 100                         # recalibration batches (training batches, DataLoader)
@@ -21,17 +22,23 @@ SUBSET_SEED = 0                           # the subsets are fixed, whatever --se
 
 def fit(model, optimizer, X, y, batch_size, epochs, seed, desc, quiet, start=0, lr=LR, cosine=True,
         after_epoch=None):
-    """Train epochs start+1..epochs (common.train_epoch) with lr on train_cnn's cosine schedule
-    over ``epochs`` (or constant); the loader serves epoch k's order from (seed, k) alone, so a run
-    continued from ``start`` shuffles as an uninterrupted one would."""
+    """Train epochs start+1..epochs with lr on train_cnn's cosine schedule over ``epochs`` (or
+    constant); the loader serves epoch k's order from (seed, k) alone, so a run continued from
+    ``start`` shuffles as an uninterrupted one would. One progress bar for the call (its epochs)."""
     config = {"schedule": "cosine" if cosine else "constant", "lr": lr, "epochs": epochs}
     loader = DataLoader(X, y, batch_size, shuffle=True, seed=seed)
     loader.set_epoch(start)
-    with common.progress((epochs - start) * len(loader), desc, quiet) as bar:
+    with progress.run_bar(epochs, desc, quiet, done=start) as bar:
         for epoch in range(start + 1, epochs + 1):
             for group in optimizer.param_groups:
-                group["lr"] = train_cnn.learning_rate(config, epoch)
-            common.train_epoch(model, optimizer, loader, bar)
+                group["lr"] = models.learning_rate(config, epoch)
+            with mg.train_mode():
+                for xb, yb in progress.batches(loader, f"epoch {epoch}", quiet):
+                    loss = F.cross_entropy(model(mg.tensor(xb)), yb)
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+            bar.update(1)
             if after_epoch is not None:
                 after_epoch(epoch)
 
@@ -46,7 +53,8 @@ def recalibrated(model, X, y, batch_size, estimator, seed):
 
 def test_accuracy(model, X, y):
     """Eval mode: batch norm normalises with the model's running statistics."""
-    return common.evaluate(model, X, y)[1]
+    with mg.eval_mode(), mg.no_grad():
+        return float((model(mg.tensor(X)).data.argmax(axis=1) == y).mean())
 
 
 def subset(X, y, n):
@@ -74,17 +82,6 @@ def caption(args, data, part, what):
     base = (f"base model: AdamW lr {LR:g} cosine, batch {BATCH}, {args.epochs} epochs, " if part != "small-batch"
             else "")
     return (f"MNIST-1D (train_cnn.py's split: {len(data['y_train'])} train / {len(data['y_test'])} test), its CNN "
-            f"(3 x Conv1d+BN+ReLU, Linear); {base}seed {args.seed}. {what}\n"
+            f"(3 x Conv1d+BN+ReLU, Linear); {base}seed {args.seed}, {args.threads or 1} BLAS thread(s). {what}\n"
             f"python examples/bn_after_training.py --part {args.part} --seed {args.seed} --epochs {args.epochs} "
-            f"--plot {args.plot}")
-
-
-def save(fig, plt, path, text):
-    """The caption under the axes, wrapped to the figure's width, then the PNG."""
-    width_in, height_in = fig.get_size_inches()
-    lines = [line for paragraph in text.split("\n") for line in textwrap.wrap(paragraph, int(14 * width_in))]
-    fig.text(0.5, 0.01, "\n".join(lines), ha="center", va="bottom", fontsize=8)
-    fig.tight_layout(rect=(0, (0.15 * len(lines) + 0.1) / height_in, 1, 1))
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    print(f"wrote {path}")
+            f"--plot {args.plot}" + (f" --threads {args.threads}" if args.threads else ""))

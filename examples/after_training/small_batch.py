@@ -8,12 +8,12 @@ import time
 
 import numpy as np
 
-import common
 import minigrad as mg
-import train_cnn
-from common import bn_layers, stats_gap_per_layer
+from helpers import models, plots
+from helpers.bn_stats import bn_layers, stats_gap_per_layer
 from minigrad.data import DataLoader
-from .shared import LR, fit, print_lines, recalibrated, samples, save, subset, test_accuracy
+
+from .shared import LR, fit, print_lines, recalibrated, samples, subset, test_accuracy
 
 SMALL_SIZES = (2, 4, 8, 32, 128)          # training batch sizes
 SMALL_SAMPLES, SMALL_EPOCHS = 3600, 4     # samples (all; fewer: a fixed subset), epochs for every size
@@ -30,7 +30,7 @@ def part_small_batch(data, seed, sizes=SMALL_SIZES, samples=SMALL_SAMPLES, epoch
     rows = {}
     for size in sizes:
         mg.manual_seed(seed)
-        model = train_cnn.build_model("mnist1d", "cnn", "fused")
+        model = models.build_model("mnist1d", "cnn", "fused")
         optimizer = mg.optim.AdamW(model.parameters(), lr=LR)
         t0 = time.perf_counter()
         fit(model, optimizer, X, y, size, epochs, seed, f"batch {size}", quiet)
@@ -101,25 +101,37 @@ def mean_var_gap(model, reference):
 
 def figure_setup(r):
     """The part's setup for the figure's caption, from its numbers."""
-    return (f"Trained from scratch at each batch size on {r['samples']} training samples: "
-            f"AdamW lr {LR:g} cosine over {r['epochs']} epochs, the same initial weights.")
+    sizes = sorted(r["rows"])
+    return (f"Trained from scratch at each batch size on {r['samples']} training samples: AdamW lr {LR:g} "
+            f"cosine over {r['epochs']} epochs, the same initial weights. Each batch size is a separate run, "
+            f"and the same epochs are {r['rows'][sizes[0]]['steps']} steps at batch {sizes[0]} but "
+            f"{r['rows'][sizes[-1]]['steps']} at batch {sizes[-1]}: no line joins them; compare the three "
+            f"statistics within a batch size.")
 
 
 def plot_small_batch(r, path, text):
-    plt = common.pyplot()
-    fig, ax = plt.subplots(figsize=(9, 5.5))
+    """Test accuracy with three kinds of statistics, one group per training batch size. The groups
+    are separate conditions (the same epochs are many more steps at small batches), so no line
+    joins them: compare the three markers within a group."""
+    fig, (legend, ax) = plots.figure(2, 1, height=5.4, gridspec_kw={"height_ratios": [0.22, 1]})
     sizes = sorted(r["rows"])
-    for column, style in zip(SMALL_COLUMNS, ("^:", "o-", "s--")):
-        label = {"batch stats": "batch statistics (test batches of the training size)",
-                 "EMA": "running statistics (EMA, eval mode)",
-                 "population": f"population statistics (paper, batches of {SMALL_RECAL})"}[column]
-        ax.plot(sizes, [r["rows"][s][column] for s in sizes], style, label=label)
-    ax.set_xscale("log")
-    ax.set_xticks(sizes, [str(s) for s in sizes])
-    ax.minorticks_off()
-    ax.set_xlabel("training batch size (samples, log scale)")
-    ax.set_ylabel("test accuracy (fraction correct)")
-    ax.set_title(f"Trained from scratch with small batches ({r['epochs']} epochs): which statistics at inference",
-                 fontsize=11)
-    ax.legend()
-    save(fig, plt, path, text)
+    looks = {"batch stats": ("C0", "^", "batch statistics (test batches of the training size)"),
+             "EMA": ("C1", "o", "running statistics (EMA, eval mode)"),
+             "population": ("C2", "s", f"population statistics (paper, batches of {SMALL_RECAL})")}
+    for offset, column in zip((-0.22, 0, 0.22), SMALL_COLUMNS):
+        colour, marker, label = looks[column]
+        ax.plot(np.arange(len(sizes)) + offset, [r["rows"][s][column] for s in sizes], marker, ls="",
+                color=colour, ms=9, label=label)
+    for i in range(1, len(sizes)):
+        ax.axvline(i - 0.5, color="0.8", lw=0.8)      # the conditions' borders
+    ax.set_xticks(range(len(sizes)), [f"batch {s}\n{r['rows'][s]['steps']} steps" for s in sizes])
+    ax.set_xlim(-0.5, len(sizes) - 0.5)
+    ax.set_xlabel(f"training batch size, and the optimizer steps that {r['epochs']} epochs make at it "
+                  f"(separate runs)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("Compare the markers within a batch size, not across: the runs differ in steps too")
+    ax.grid(axis="y", alpha=0.3)
+    plots.legend_panel(legend, *ax.get_legend_handles_labels(), ncol=1)
+    fig.suptitle(f"Trained from scratch with small batches ({r['epochs']} epochs each): which statistics "
+                 f"at inference")
+    plots.save_figure(fig, path, text)

@@ -122,17 +122,24 @@ def _escape(text):
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def to_dot(tensor, names=None, title="minigrad"):
+def to_dot(tensor, names=None, title=None, saved=True, key=True):
     """The graph as Graphviz DOT text: ``dot -Tsvg graph.dot > graph.svg`` draws it.
 
     One node per leaf (a box, named from ``names`` if given) and per op (an ellipse; the output
     is shaded), labelled with shape and dtype, and one edge from each input to the op that uses
     it (two if it is used twice, as in x * x). Inputs that need no grad (constants) are not
-    drawn. Produced as plain text: graphviz is needed only to draw it.
+    drawn. With ``saved``, what each op saved for backward is drawn too, as dashed red edges: from
+    the tensor whose data (or a view of it) was saved, or from a note for a new array (its shape,
+    dtype and bytes; one note per buffer, however many ops saved it). ``title`` is drawn above
+    the graph (a newline in it starts a new line); ``key`` adds a legend of the shapes and edges
+    under it. Produced as plain text: graphviz is needed only to draw it.
     """
     everything, labels, _ = _numbered(tensor, names)
     ids = {id(t): f"t{i}" for i, t in enumerate(everything)}
-    lines = [f'digraph "{_escape(title)}" {{', '  node [fontname="monospace"];']
+    lines = ['digraph "minigrad" {', '  node [fontname="monospace"];', '  edge [fontname="sans-serif", fontsize=11];']
+    if title is not None:                          # a "\n" in the title starts a new line
+        text = "\\n".join(_escape(line) for line in title.split("\n"))
+        lines.append(f'  graph [label="{text}", labelloc=t, fontsize=18, fontname="sans-serif"];')
     for i, t in enumerate(everything):
         if t._ctx is None:
             head = "leaf" if labels[id(t)] == str(i) else labels[id(t)]
@@ -146,12 +153,54 @@ def to_dot(tensor, names=None, title="minigrad"):
         for p in (t._ctx.parents if t._ctx is not None else ()):
             if p is not None:
                 lines.append(f"  {ids[id(p)]} -> {ids[id(t)]};")
+    if saved:
+        lines += _saved_lines(everything, ids)
+    if key:                                        # below the output, so the image stays narrow
+        lines += _KEY + [f"  {ids[id(tensor)]} -> key_leaf [style=invis];"]
     lines.append("}")
     return "\n".join(lines)
 
 
-def to_image(tensor, path, names=None, title="minigrad"):
-    """Draw the graph behind ``tensor`` into ``path`` (.png, .svg or .pdf) with Graphviz's ``dot``.
+def _saved_lines(everything, ids):
+    """DOT lines for what each op saved: a dashed edge from the tensor that holds the buffer, or
+    from a note node (s0, s1, ...) for an array no tensor holds."""
+    holders = {}                                   # buffer owner -> the first tensor node holding it
+    for t in everything:
+        holders.setdefault(id(_owner(t.data)), ids[id(t)])
+    notes, lines = {}, []
+    for t in everything:
+        if t._ctx is None:
+            continue
+        for owner in {id(o): o for o in map(_owner, _saved_arrays(t._ctx))}.values():
+            source = holders.get(id(owner))
+            if source is None:
+                if id(owner) not in notes:
+                    notes[id(owner)] = f"s{len(notes)}"
+                    text = _escape(f"saved {_shape(owner)} {owner.dtype}") + "\\n" + f"{owner.nbytes} B"
+                    lines.append(f'  {notes[id(owner)]} [label="{text}", shape=note, style=filled, '
+                                 f'fillcolor="#fde2e2", color="#c0392b", fontsize=11];')
+                source = notes[id(owner)]
+            lines.append(f'  {source} -> {ids[id(t)]} [style=dashed, color="#c0392b", arrowhead=odot];')
+    return lines
+
+
+# The key drawn under the graph: the node shapes and the two kinds of edge.
+_KEY = ['  subgraph cluster_key {', '    label="key"; fontname="sans-serif"; style=rounded; color=gray;',
+        '    key_leaf [label="leaf tensor\\n(shape) dtype", shape=box, style=filled, fillcolor=lightblue];',
+        '    key_op [label="op: its output\\n(shape) dtype", shape=ellipse];',
+        '    key_out [label="the output", shape=ellipse, style=filled, fillcolor=lightyellow];',
+        '    key_note [label="a new array\\n(no tensor\'s data)", shape=note, style=filled, '
+        'fillcolor="#fde2e2", color="#c0392b", fontsize=11];',
+        '    key_leaf -> key_op [label=" input"];',
+        '    key_note -> key_op [label=" saved for backward\\n (from a note or\\n a tensor\'s data)", style=dashed, '
+        'color="#c0392b", arrowhead=odot];',
+        '    key_op -> key_out [label=" input"];',
+        '  }']
+
+
+def to_image(tensor, path, names=None, title=None, saved=True, key=True):
+    """Draw the graph behind ``tensor`` into ``path`` (.png, .svg or .pdf) with Graphviz's ``dot``:
+    ``to_dot``'s drawing, with its ``title`` above, what each op saved, and the key.
 
     Needs the ``dot`` program (Debian/Ubuntu: ``apt-get install graphviz``); without it a
     RuntimeError says so before anything is written. Returns ``path``.
@@ -166,6 +215,6 @@ def to_image(tensor, path, names=None, title="minigrad"):
     if dot is None:
         raise RuntimeError("to_image needs Graphviz's `dot` program (apt-get install graphviz); "
                            "mg.graph.to_dot(tensor) gives the text without it")
-    text = to_dot(tensor, names, title)
+    text = to_dot(tensor, names, title, saved, key)
     subprocess.run([dot, f"-T{fmt}", "-o", os.fspath(path)], input=text.encode(), check=True)
     return path

@@ -103,7 +103,7 @@ def test_to_dot_structure():
     y, names = bn_graph(F.batch_norm_composed)
     text = mg.graph.to_dot(y, names=names)
     assert text.startswith('digraph "minigrad" {') and text.rstrip().endswith("}")
-    assert text.count("{") == text.count("}") == 1
+    assert text.count("{") == text.count("}") == 2                # the graph and its key
     nodes, edges = parse_dot(text)
     tensors = mg.graph.tensors(y)
     assert len(nodes) == len(tensors) == 11 + 3
@@ -156,6 +156,76 @@ def test_render_aligns_its_columns():
     assert len({line.index("<- ") for line in ops}) == 1      # the inputs column lines up
     shapes = [re.search(r"\(\d[\d, ]*\)", line).start() for line in lines]
     assert len(set(shapes)) == 1                             # and so does the shape column
+
+
+def dashed(text):
+    """(source, target) of each saved-for-backward edge."""
+    return re.findall(r"^\s+(\w+) -> (t\d+) \[style=dashed", text, re.M)
+
+
+def test_to_dot_draws_what_each_op_saved():
+    """Fused: x_hat (4, 3) and inv_std (1, 3) are new arrays, drawn as notes with their bytes;
+    weight is a leaf's data, drawn as an edge from the leaf. Composed: everything it saves is some
+    tensor's data (or a view of it), so no note, and one dashed edge per op and saved buffer."""
+    y, names = bn_graph(F.batch_norm_fused)
+    text = mg.graph.to_dot(y, names=names, key=False)
+    nodes, _ = parse_dot(text)
+    leaves = {label.split("\\n")[0]: node for node, label in nodes.items()}
+    notes = dict(re.findall(r'^\s+(s\d+) \[label="([^"]*)"', text, re.M))
+    assert sorted(notes.values()) == ["saved (1, 3) float64\\n24 B", "saved (4, 3) float64\\n96 B"]
+    output = leaves["BatchNormFused"]
+    assert sorted(dashed(text)) == sorted([(leaves["weight"], output), *((n, output) for n in notes)])
+    composed, names = bn_graph(F.batch_norm_composed)
+    text = mg.graph.to_dot(composed, names=names, key=False)
+    assert "shape=note" not in text
+    nodes, _ = parse_dot(text)
+    contexts = {node: t._ctx for node, t in zip(sorted(nodes, key=lambda n: int(n[1:])), mg.graph.tensors(composed))}
+    per_op = {}
+    for source, target in dashed(text):
+        assert source in nodes                                  # from a tensor, not a note
+        per_op[target] = per_op.get(target, 0) + 1
+    expected = {node: len({id(np.asarray(a).base if np.asarray(a).base is not None else a)
+                           for a in ctx.saved_tensors if isinstance(a, np.ndarray)})
+                for node, ctx in contexts.items() if ctx is not None and ctx.saved_tensors}
+    assert per_op == expected and sum(expected.values()) >= 4
+    plain = mg.graph.to_dot(composed, names=names, saved=False, key=False)
+    assert dashed(plain) == [] and parse_dot(plain) == parse_dot(text)
+
+
+def test_to_dot_shades_the_output_and_boxes_the_leaves():
+    y, names = bn_graph(F.batch_norm_composed)
+    text = mg.graph.to_dot(y, names=names, key=False)
+    styles = dict(re.findall(r'^\s+(t\d+) \[label="(?:[^"\\]|\\.)*", ([^\]]*)\];$', text, re.M))
+    tensors = mg.graph.tensors(y)
+    assert [n for n, a in styles.items() if "lightyellow" in a] == [f"t{len(tensors) - 1}"]
+    leaves = {f"t{i}" for i, t in enumerate(tensors) if t._ctx is None}
+    assert {n for n, a in styles.items() if a.startswith("shape=box")} == leaves and len(leaves) == 3
+
+
+def test_to_dot_title_and_key():
+    y, names = bn_graph(F.batch_norm_fused)
+    text = mg.graph.to_dot(y, names=names, title='batch norm, "fused"\n1 op')
+    assert 'graph [label="batch norm, \\"fused\\"\\n1 op", labelloc=t' in text
+    assert "subgraph cluster_key {" in text and 'label="key"' in text
+    for part in ("key_leaf", "key_op", "key_out", "key_note", "key_note -> key_op"):
+        assert part in text
+    assert re.search(r"^\s+t\d+ -> key_leaf \[style=invis\];$", text, re.M)    # the key under the output
+    bare = mg.graph.to_dot(y, names=names, key=False)
+    assert "graph [label" not in bare and "key_" not in bare
+
+
+def test_to_image_passes_title_saved_and_key_to_dot(tmp_path, monkeypatch):
+    import shutil
+    import subprocess
+    y, names = bn_graph(F.batch_norm_fused)
+    seen = {}
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/dot")
+    monkeypatch.setattr(subprocess, "run", lambda cmd, input, check: seen.update(cmd=cmd, text=input.decode()))
+    assert mg.graph.to_image(y, tmp_path / "g.svg", names=names, title="T") == tmp_path / "g.svg"
+    assert seen["cmd"] == ["/usr/bin/dot", "-Tsvg", "-o", str(tmp_path / "g.svg")]
+    assert seen["text"] == mg.graph.to_dot(y, names, "T")
+    mg.graph.to_image(y, tmp_path / "g.png", names=names, saved=False, key=False)
+    assert seen["text"] == mg.graph.to_dot(y, names, None, saved=False, key=False)
 
 
 def test_to_image_fails_loudly_when_dot_fails(tmp_path, monkeypatch):

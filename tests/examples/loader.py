@@ -1,7 +1,7 @@
 """Shared by the example tests: load a script from examples/ as a module (they are not a package).
 
 examples/ goes on sys.path, as it is for ``python examples/NAME.py``, so the scripts find their
-shared ``common.py`` and the ``compare`` application.
+shared ``helpers`` package and their studies' packages (``compare``, ``after_training``, ...).
 """
 import importlib.util
 import sys

@@ -21,8 +21,9 @@ from minigrad.data import DataLoader
 
 from .loader import load_example   # first: it puts examples/ on sys.path for the two lines below
 
-import common
 from after_training import average, estimators, finetune, fold, shared, small_batch
+from helpers import models, plots
+from helpers.bn_stats import bn_layers
 
 study = load_example("bn_after_training")
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -30,7 +31,7 @@ NAMES = ["bn_estimators.png", "bn_average.png", "bn_small_batch.png", "bn_finetu
 
 
 def small_data(n_train=400, n_test=200):
-    X_train, y_train, _, _, X_test, y_test = study.train_cnn.load("mnist1d", "cnn", False)
+    X_train, y_train, _, _, X_test, y_test = models.load_data("mnist1d", "cnn", False)
     return {"X_train": X_train[:n_train], "y_train": y_train[:n_train],
             "X_test": X_test[:n_test], "y_test": y_test[:n_test]}
 
@@ -91,7 +92,7 @@ def test_a_frozen_copy_keeps_its_buffers_through_fit(trained, data):
     model = nn.utils.freeze_batch_norm(copy.deepcopy(base))
     optimizer = mg.optim.AdamW(model.parameters(), lr=1e-3)
     shared.fit(model, optimizer, data["X_train"][:40], data["y_train"][:40], 4, 1, 0, "", True, cosine=False)
-    for a, b in zip(common.bn_layers(model), common.bn_layers(base)):
+    for a, b in zip(bn_layers(model), bn_layers(base)):
         np.testing.assert_array_equal(a.running_mean, b.running_mean)
         np.testing.assert_array_equal(a.running_var, b.running_var)
         assert int(a.num_batches_tracked) == int(b.num_batches_tracked)
@@ -127,7 +128,7 @@ def test_recalibrated_statistics_are_the_formulas(estimator):
     model = nn.Sequential(nn.Conv1d(1, 3, 3), nn.BatchNorm1d(3), nn.ReLU(), nn.Conv1d(3, 2, 3),
                           nn.BatchNorm1d(2)).double()
     rng = np.random.default_rng(0)
-    for bn in common.bn_layers(model):      # not the initial γ = 1, β = 0
+    for bn in bn_layers(model):      # not the initial γ = 1, β = 0
         bn.weight.data[...] = rng.uniform(0.5, 2, bn.num_features)
         bn.bias.data[...] = rng.normal(size=bn.num_features)
     X, y = rng.normal(2.0, 3.0, (10, 1, 9)), np.zeros(10, np.int64)
@@ -140,7 +141,7 @@ def test_recalibrated_statistics_are_the_formulas(estimator):
             inputs[1].append(conv2(mg.tensor(np.maximum(numpy_bn_train(h, bn1), 0))).data)
     assert [len(b) for b in inputs[0]] == [4, 4, 2]
     recal = shared.recalibrated(model, X, y, 4, estimator, seed=0)
-    for bn, batches in zip(common.bn_layers(recal), inputs):
+    for bn, batches in zip(bn_layers(recal), inputs):
         everything = np.concatenate(batches)                          # (10, C, L)
         sizes = np.array([b.shape[0] * b.shape[2] for b in batches])  # values per channel
         mean = everything.mean(axis=(0, 2))
@@ -198,30 +199,30 @@ def test_estimators_conclusion_follows_its_numbers():
 
 
 def test_every_figure_has_a_title_axis_labels_a_legend_and_a_caption(tiny_main, monkeypatch):
-    if not study.common.have_matplotlib():
+    if not plots.have_matplotlib():
         pytest.skip("matplotlib is not installed")
     result, _, folder = tiny_main
     seen = {}
-
-    for module in (estimators, average, small_batch, finetune, fold):
-        monkeypatch.setattr(module, "save", lambda fig, plt, path, text: seen.__setitem__(path, fig))
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path, text: seen.__setitem__(path, (fig, text)))
     for part, (name, plot, setup) in study.FIGURES.items():
         plot(result[part], str(folder / ("x" + name)), "caption")
-    assert len(seen) == len(study.FIGURES)
-    for path, fig in seen.items():
-        axes = fig.get_axes()
-        assert fig._suptitle is not None or all(ax.get_title() for ax in axes), path
-        for ax in axes:
-            assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title(), (path, ax.get_title())
-        legends = [ax.get_legend() for ax in axes if ax.get_legend() is not None]
+    assert len(seen) == len(study.FIGURES)      # every figure goes through the one saver
+    for path, (fig, text) in seen.items():
+        assert text == "caption"
+        assert fig.get_size_inches()[0] == plots.WIDTH, path    # readable at a README column's width
+        panels = [ax for ax in fig.get_axes() if ax.axison]      # not the legend rows
+        assert fig.get_suptitle() or (len(panels) == 1 and panels[0].get_title()), path
+        for ax in panels:
+            assert ax.get_xlabel() and ax.get_ylabel(), (path, ax.get_title())
+            assert ax.get_lines() or ax.patches, (path, ax.get_title())   # every panel shows data
+        legends = [ax.get_legend() for ax in fig.get_axes() if ax.get_legend() is not None]
         assert legends and all(legend.get_texts() for legend in legends), path   # entries, not an empty box
-        for ax in axes:                          # every panel shows data: lines or bars
-            assert ax.get_lines() or ax.patches, (path, ax.get_title())
-        study.common.pyplot().close(fig)
+        plots.pyplot().close(fig)
     # the caption names the data, the seed and the command
     text = shared.caption(study.make_parser().parse_args(["--plot", "figs"]), small_data(300, 200), "fold", "Setup.")
     assert "MNIST-1D" in text and "300 train / 200 test" in text and "seed 0" in text
     assert "python examples/bn_after_training.py --part all --seed 0 --epochs 30 --plot figs" in text
+    assert "1 BLAS thread" in text
 
 
 def test_a_checkpoint_continued_with_the_same_seed_is_the_uninterrupted_run(trained, data):
@@ -294,19 +295,19 @@ def tiny_main(tmp_path_factory):
     """main() end to end on 300 training / 200 test samples, 2 epochs, every part small."""
     patch = pytest.MonkeyPatch()
     small = small_data(300, 200)
-    real_load = study.train_cnn.load
+    real_load = models.load_data
 
     def load(*args):
         assert args == ("mnist1d", "cnn", False)          # train_cnn's data, positions unshuffled
         X_train, y_train, X_val, y_val, X_test, y_test = real_load(*args)
         return small["X_train"], small["y_train"], X_val, y_val, small["X_test"], small["y_test"]
-    patch.setattr(study.train_cnn, "load", load)
+    patch.setattr(models, "load_data", load)
     for module, name, value in ((estimators, "RECAL_SIZES", (4, 100)), (small_batch, "SMALL_SIZES", (4, 32)),
                                 (small_batch, "SMALL_SAMPLES", 64), (small_batch, "SMALL_EPOCHS", 1),
                                 (finetune, "FT_SAMPLES", 24), (finetune, "FT_EPOCHS", 1), (fold, "FOLD_REPEATS", 2)):
         patch.setattr(module, name, value)
     folder = tmp_path_factory.mktemp("figures")
-    argv = ["--epochs", "2", "--quiet"] + (["--plot", str(folder)] if study.common.have_matplotlib() else [])
+    argv = ["--epochs", "2", "--quiet"] + (["--plot", str(folder)] if plots.have_matplotlib() else [])
     try:
         result, text = quiet_call(study.main, argv)
     finally:
@@ -329,7 +330,7 @@ def test_main_returns_every_part_with_accuracies_in_range(tiny_main):
 
 
 def test_plot_writes_one_png_per_part(tiny_main):
-    if not study.common.have_matplotlib():
+    if not plots.have_matplotlib():
         pytest.skip("matplotlib is not installed")
     _, text, folder = tiny_main
     for name in NAMES:
@@ -354,7 +355,7 @@ def test_bad_arguments_exit_2_with_their_message_before_any_work(argv, message, 
 
 
 def test_plot_without_matplotlib_is_an_argument_error(capsys, monkeypatch, tmp_path):
-    monkeypatch.setattr(study.common, "have_matplotlib", lambda: False)
+    monkeypatch.setattr(plots, "have_matplotlib", lambda: False)
     monkeypatch.setattr(study, "train_base", lambda *a, **k: pytest.fail("trained without matplotlib"))
     with pytest.raises(SystemExit) as exit_info:
         study.main(["--plot", str(tmp_path)])

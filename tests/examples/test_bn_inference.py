@@ -12,7 +12,7 @@ from minigrad.data import load_digits, train_val_split
 
 from .loader import EXAMPLES, load_example
 
-import common  # noqa: E402  (examples/common.py; loader puts examples/ on sys.path)
+from helpers import models  # noqa: E402  (examples/helpers; loader puts examples/ on sys.path)
 
 EXAMPLE = EXAMPLES / "bn_inference.py"
 TINY = ["--epochs", "2", "--hidden", "32", "--val-batch-sizes", "1,2,8,full"]
@@ -95,7 +95,7 @@ def test_summary_is_computed_from_the_numbers(run):
 def test_batch_statistics_leave_the_model_untouched(study):
     X_train, y_train, X_val, y_val = train_val_split(*load_digits(), 0.2, seed=0)
     mg.manual_seed(0)
-    model = common.build_mlp([16], momentum=0.1)
+    model = models.build_mlp([16], momentum=0.1)
     with mg.train_mode(), mg.no_grad():
         model(mg.tensor(X_train[:64]))          # give the buffers non-default values
     before = model.state_dict()
@@ -114,7 +114,7 @@ def test_population_statistics_are_algorithm_2(study):
     from minigrad.data import DataLoader
     X_train, y_train, _, _ = train_val_split(*load_digits(), 0.2, seed=0)
     mg.manual_seed(1)
-    model = common.build_mlp([8], momentum=0.1)
+    model = models.build_mlp([8], momentum=0.1)
     population = study.population_statistics(model, X_train, y_train, 64, seed=0)
     linear, bn = model[0], population[1]
     means, variances, sizes = [], [], []
@@ -169,3 +169,34 @@ def test_plot_into_a_missing_folder_is_refused_before_training(study, capsys):
     with pytest.raises(SystemExit) as exit_info:
         study.main(["--plot", "no/such/folder"])
     assert exit_info.value.code == 2 and "is not an existing folder" in capsys.readouterr().err
+
+
+def test_a_model_too_big_for_memory_is_one_line_before_any_work(study, capsys, monkeypatch):
+    monkeypatch.setattr(models, "digits_split", lambda: pytest.fail("loaded data despite the size"))
+    with pytest.raises(SystemExit) as exit_info:
+        study.main(["--hidden", "3000000000"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "--hidden 3000000000: the two models needs" in err and "more than this machine's" in err
+
+
+def test_the_accuracy_figure_tells_coinciding_curves_apart(study, tmp_path, monkeypatch):
+    """Two panels: everything, and the top of the range where the methods that work differ by a
+    few images; there each method sits at its own sideways offset, and the legend has a row of
+    its own (it covers no data)."""
+    pytest.importorskip("matplotlib")
+    from helpers import plots
+    seen = {}
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path, text: seen.setdefault(path, (fig, text)))
+    study.main(["--epochs", "3", "--hidden", "16", "--val-batch-sizes", "2,full", "--plot", str(tmp_path)])
+    fig, text = seen[str(tmp_path / "bn_inference_accuracy.png")]
+    legend_row, top, zoom = fig.get_axes()
+    assert not legend_row.axison and legend_row.get_legend() is not None and top.get_legend() is None
+    xs = [tuple(line.get_xdata()) for line in zoom.get_lines()]
+    assert len(xs) == len(set(xs)) == len(top.get_lines())     # no two methods share x positions
+    low, high = zoom.get_ylim()
+    running = top.get_lines()[0].get_ydata()
+    assert high - low < 0.3 and low <= min(running[1:])        # zoomed, the running curve inside
+    assert "python examples/bn_inference.py" in text and "0.0028" in text
+    for fig, _ in seen.values():
+        plots.pyplot().close(fig)

@@ -193,6 +193,20 @@ def test_bad_arguments_exit_with_a_message(capsys, args, message):
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_a_shape_too_big_for_memory_is_one_line_before_any_case(capsys, monkeypatch):
+    monkeypatch.setattr(cli, "compare_case", lambda *a, **k: pytest.fail("measured despite the size"))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["4x3", "100000x100000"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_info.value.code == 2
+    assert "shape 100000x100000 needs " in err and "more than this machine's" in err
+
+
+def test_case_bytes_counts_the_input_copies_and_the_folded_layer():
+    assert cli.case_bytes((4, 3)) == 8 * (10 * 12 + 9)
+    assert cli.case_bytes((4, 3, 5)) == 8 * (10 * 60 + 9 * 9)
+
+
 # ---------------------------------------------------------------------------- vacuous gradcheck
 
 def bn_x():

@@ -34,3 +34,10 @@ def test_bad_arguments_exit_with_a_message(hessian, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:
         hessian.main(args)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_sizes_too_big_for_memory_are_one_line(hessian, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        hessian.main(["--hidden", "3000000000"])
+    assert exit_info.value.code == 2
+    assert "--batch 32 --hidden 3000000000 needs" in capsys.readouterr().err

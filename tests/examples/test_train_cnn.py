@@ -1,5 +1,5 @@
-"""examples/train_cnn.py and cnn_table.py: the models' shapes, metrics with the test accuracy at
-the end, exact resume, the fixed permutation, bad arguments, and SGD steps that track PyTorch."""
+"""examples/train_cnn.py: metrics with the test accuracy at the end, exact resume after an
+interruption, the bar, the figure's title, bad arguments (the models and data: helpers/test_models.py)."""
 import json
 
 import numpy as np
@@ -9,41 +9,14 @@ import minigrad as mg
 
 from .loader import load_example
 
+from helpers import plots, runs  # noqa: E402  (examples/helpers: loader puts examples/ on sys.path)
+
 TINY = ["--epochs", "2", "--quiet"]
 
 
 @pytest.fixture(scope="module")
 def train_cnn():
     return load_example("train_cnn")
-
-
-@pytest.mark.parametrize("data, model, shape, n_params", [
-    ("mnist1d", "cnn", (5, 1, 40), 2 * 3 + 2 * 3 + 2),          # 3 convs + 3 BNs + linear
-    ("mnist1d", "mlp", (5, 40), 2 * 3 + 2 * 2),
-    ("mnist1d", "logistic", (5, 40), 2),
-    ("digits", "cnn", (5, 1, 8, 8), 2 * 2 + 2 * 2 + 2),
-])
-def test_models_map_their_input_to_ten_logits(train_cnn, data, model, shape, n_params):
-    mg.manual_seed(0)
-    net = train_cnn.build_model(data, model, "fused")
-    with mg.eval_mode():
-        assert net(mg.tensor(np.zeros(shape, np.float32))).shape == (5, 10)
-    assert len(list(net.parameters())) == n_params
-
-
-def test_data_are_shaped_per_model_and_the_permutation_is_fixed(train_cnn):
-    X_train, y_train, X_val, y_val, X_test, y_test = train_cnn.load("mnist1d", "cnn", False)
-    assert X_train.shape == (3600, 1, 40) and X_val.shape == (400, 1, 40) and X_test.shape == (1000, 1, 40)
-    assert np.bincount(y_val).min() >= 35                          # stratified: ~40 per class
-    flat = train_cnn.load("mnist1d", "mlp", False)
-    np.testing.assert_array_equal(flat[0], X_train.reshape(3600, 40))
-    shuffled = train_cnn.load("mnist1d", "mlp", True)
-    order = np.random.default_rng(train_cnn.PERMUTATION_SEED).permutation(40)
-    np.testing.assert_array_equal(shuffled[0], flat[0][:, order])   # one fixed permutation...
-    np.testing.assert_array_equal(shuffled[4], flat[4][:, order])   # ...for every split
-    assert not np.array_equal(order, np.arange(40))
-    digits = train_cnn.load("digits", "cnn", False)
-    assert digits[0].shape[1:] == (1, 8, 8) and len(digits[4]) == 359
 
 
 def test_metrics_have_one_object_per_epoch_and_the_test_accuracy_last(train_cnn, tmp_path):
@@ -61,29 +34,22 @@ def test_a_run_stopped_after_epoch_one_resumes_to_the_same_numbers(train_cnn, tm
     ckpt = tmp_path / "run.npz"
     args = ["--epochs", "2", "--seed", "5", "--quiet", "--data", "digits", "--save", str(ckpt)]
     straight = train_cnn.main(args[:-2])
-    real, calls = train_cnn.common.train_epoch, []
+    real, calls = runs.Log.epoch_done, []
 
     def stop_in_the_second_epoch(*a, **k):
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == 2:                    # Ctrl-C before epoch 2 is recorded or saved
             raise KeyboardInterrupt
         return real(*a, **k)
-    monkeypatch.setattr(train_cnn.common, "train_epoch", stop_in_the_second_epoch)
+    monkeypatch.setattr(runs.Log, "epoch_done", stop_in_the_second_epoch)
     with pytest.raises(KeyboardInterrupt):
         train_cnn.main(args)
-    monkeypatch.setattr(train_cnn.common, "train_epoch", real)
+    monkeypatch.setattr(runs.Log, "epoch_done", real)
+    assert int(mg.load(ckpt)["epoch"]) == 1
     resumed = train_cnn.main(["--resume", str(ckpt), "--quiet"])
     for a, b in zip(resumed["history"], straight["history"]):
         assert a["val_loss"] == b["val_loss"] and a["train_loss"] == b["train_loss"]
     assert resumed["test_acc"] == straight["test_acc"]
-
-
-def test_cosine_schedule_goes_from_lr_towards_zero(train_cnn):
-    config = {"lr": 0.01, "epochs": 4, "schedule": "cosine"}
-    rates = [train_cnn.learning_rate(config, e) for e in range(1, 5)]
-    np.testing.assert_allclose(rates, [0.01, 0.01 * (1 + np.cos(np.pi / 4)) / 2, 0.005,
-                                       0.01 * (1 + np.cos(3 * np.pi / 4)) / 2])
-    assert train_cnn.learning_rate({**config, "schedule": "constant"}, 3) == 0.01
 
 
 @pytest.mark.parametrize("args, message", [
@@ -100,43 +66,27 @@ def test_bad_arguments_exit_with_one_line(train_cnn, capsys, args, message):
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_table_rows_and_format(capsys):
-    table = load_example("cnn_table")
-    results = table.main(["--seeds", "0", "--epochs", "1", "--rows", "logistic regression;CNN + BN (fused)"])
-    assert set(results) == {"logistic regression", "CNN + BN (fused)"}
-    out = capsys.readouterr().out
-    assert "| logistic regression |" in out and "| 0.32 |" in out
-    with pytest.raises(SystemExit):
-        table.main(["--rows", "transformer"])
+def test_the_figure_names_batch_norm_and_the_test_accuracy(train_cnn, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("matplotlib")
+    seen = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path, text: seen.append((fig, path, text)))
+    result = train_cnn.main([*TINY, "--data", "digits", "--plot", str(tmp_path / "curves")])
+    fig, path, text = seen[0]
+    assert path == str(tmp_path / "curves.png")                  # no suffix: matplotlib's .png
+    title = fig.get_suptitle()
+    assert "CNN with BatchNorm2d (fused) on the 8x8 digits" in title
+    assert f"test accuracy {result['test_acc']:.4f} after 2 epochs" in title
+    assert "python examples/train_cnn.py" in text and "--data digits" in text
+    plots.pyplot().close(fig)
+    train_cnn.main([*TINY, "--model", "logistic", "--shuffle-positions", "--plot", str(tmp_path / "lr.png")])
+    assert seen[1][0].get_suptitle().startswith("Logistic regression with no batch norm on MNIST-1D (positions "
+                                                "shuffled): test accuracy")
+    plots.pyplot().close(seen[1][0])
 
 
-# ------------------------------------------------------------------ against PyTorch
-@pytest.mark.parametrize("data", ["mnist1d", "digits"])
-def test_a_few_sgd_steps_track_torch(train_cnn, data):
-    torch = pytest.importorskip("torch")
-    mg.manual_seed(3)
-    net = train_cnn.build_model(data, "cnn", "fused")
-    twin = train_cnn.torch_twin(net, torch)
-    X_train, y_train = train_cnn.load(data, "cnn", False)[:2]
-    ours = mg.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
-    theirs = torch.optim.SGD(twin.parameters(), lr=0.05, momentum=0.9)
-    twin.train()
-    for k in range(4):
-        xb, yb = X_train[32 * k:32 * (k + 1)], y_train[32 * k:32 * (k + 1)]
-        with mg.train_mode():
-            loss = mg.nn.functional.cross_entropy(net(mg.tensor(xb)), yb)
-        ours.zero_grad()
-        loss.backward()
-        ours.step()
-        loss_t = torch.nn.functional.cross_entropy(twin(torch.from_numpy(xb)), torch.from_numpy(yb))
-        theirs.zero_grad()
-        loss_t.backward()
-        theirs.step()
-        assert abs(float(loss.data) - loss_t.item()) < 1e-4
-    state, state_t = net.state_dict(), twin.state_dict()
-    for key, value in state.items():
-        np.testing.assert_allclose(value, state_t[key].numpy(), rtol=2e-4, atol=2e-5, err_msg=key)
-    twin.eval()
-    with mg.eval_mode(), mg.no_grad(), torch.no_grad():
-        np.testing.assert_allclose(net(mg.tensor(X_train[:50])).data,
-                                   twin(torch.from_numpy(X_train[:50])).numpy(), rtol=1e-4, atol=1e-4)
+def test_the_last_metrics_row_of_a_resumed_finished_run_keeps_its_test_accuracy(train_cnn, tmp_path):
+    ckpt, metrics = tmp_path / "run.npz", tmp_path / "m.jsonl"
+    first = train_cnn.main([*TINY, "--model", "logistic", "--save", str(ckpt)])
+    again = train_cnn.main(["--resume", str(ckpt), "--quiet", "--metrics", str(metrics)])
+    assert again["test_acc"] == first["test_acc"]
+    assert [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()] == [1, 2]

@@ -115,14 +115,14 @@ def test_table_row_per_epoch_and_no_bar_off_a_terminal(train_mlp, capsys):
     assert captured.err == ""                                    # stderr is not a terminal: no bar
 
 
-def test_progress_bar_on_a_terminal_shows_the_loss(train_mlp, monkeypatch):
+def test_progress_bar_on_a_terminal_shows_the_validation_accuracy(train_mlp, monkeypatch):
     class Terminal(io.StringIO):
         def isatty(self):
             return True
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    train_mlp.main(["--epochs", "1", "--hidden", "32"])
-    assert "epoch 1/1" in terminal.getvalue() and "loss=" in terminal.getvalue()
+    result = train_mlp.main(["--epochs", "1", "--hidden", "32"])
+    assert "1/1" in terminal.getvalue() and f"val_acc={result['history'][0]['val_acc']:.4f}" in terminal.getvalue()
     quiet_terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", quiet_terminal)
     train_mlp.main(["--epochs", "1", "--hidden", "32", "--quiet"])
@@ -139,11 +139,14 @@ def test_plot_without_matplotlib_is_refused_before_training(train_mlp, tmp_path,
     assert not png.exists() and not metrics.exists()            # refused before any work
 
 
-def test_plot_with_matplotlib_writes_a_png(train_mlp, tmp_path):
+def test_plot_with_matplotlib_writes_a_png_and_says_so(train_mlp, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     png = tmp_path / "curves.png"
     train_mlp.main(["--epochs", "2", "--plot", str(png), *TINY])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    train_mlp.main(["--epochs", "1", "--plot", str(tmp_path / "curve"), *TINY])   # no suffix
+    assert capsys.readouterr().out.splitlines()[-1] == f"wrote {tmp_path / 'curve.png'}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curve.png", "curves.png"]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -198,3 +201,47 @@ def test_output_paths_that_are_folders_are_refused_before_work(train_mlp, tmp_pa
             train_mlp.main(["--epochs", "1", option, str(tmp_path), *TINY])
         assert f"{option}: {str(tmp_path)!r} is a directory" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_two_outputs_on_one_file_are_refused_before_any_work(train_mlp, tmp_path, capsys):
+    path = tmp_path / "m.jsonl"
+    with pytest.raises(SystemExit) as exit_info:
+        train_mlp.main(["--metrics", str(path), "--save", str(path), *TINY])
+    assert exit_info.value.code == 2
+    assert f"--metrics {path} and --save {path} are the same file" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--metrics", "{tmp}/"], "--metrics: '{tmp}/' ends with a slash"),
+    (["--save", "{tmp}/" + "c" * 300], "File name too long"),
+    (["--plot", "{tmp}/curve.txt"], "--plot: matplotlib cannot write '.txt' files"),
+])
+def test_output_paths_are_checked_before_any_work(train_mlp, tmp_path, capsys, monkeypatch, args, message):
+    if "--plot" in args:
+        pytest.importorskip("matplotlib")
+    monkeypatch.setattr(train_mlp.models, "digits_split", lambda: pytest.fail("loaded data despite a bad path"))
+    with pytest.raises(SystemExit) as exit_info:
+        train_mlp.main([a.format(tmp=tmp_path) for a in args] + TINY)
+    assert exit_info.value.code == 2 and message.format(tmp=tmp_path) in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_too_big_for_memory_is_one_line_before_any_work(train_mlp, capsys, monkeypatch):
+    monkeypatch.setattr(train_mlp.models, "digits_split", lambda: pytest.fail("loaded data despite the size"))
+    with pytest.raises(SystemExit) as exit_info:
+        train_mlp.main(["--hidden", "3000000000"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2
+    assert "--hidden 3000000000: the model (its weights, gradients and optimizer state) needs" in err[-1]
+
+
+def test_a_corrupted_checkpoint_on_resume_is_one_line_from_the_command_line(train_mlp, tmp_path):
+    ckpt = tmp_path / "run.npz"
+    train_mlp.main(["--epochs", "1", "--save", str(ckpt), *TINY])
+    data = bytearray(ckpt.read_bytes())
+    ckpt.write_bytes(bytes(data[: len(data) // 2]))             # truncated
+    done = subprocess.run([sys.executable, str(EXAMPLE), "--resume", str(ckpt)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "is not a readable minigrad checkpoint" in done.stderr.strip().splitlines()[-1]
