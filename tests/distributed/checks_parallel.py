@@ -6,7 +6,7 @@ from minigrad import distributed as dist
 from minigrad import nn
 from minigrad.nn.parallel import DistributedDataParallel as DDP
 
-from checks_collectives import expect_error, rank_rng
+from .checks_collectives import expect_error, rank_rng
 
 
 def mlp(seed, hidden=6, extra=False):

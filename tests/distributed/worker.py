@@ -1,15 +1,15 @@
-"""Run under mpiexec by the tests (``mpiexec -n P python worker.py OUT``): every check of
-checks_*.py on every rank, in order. Rank 0 appends one JSON line per passed check to OUT,
-with the numbers the check measured; a failing check raises, and the excepthook installed by
-``minigrad.distributed.init()`` ends the whole job with that rank's traceback.
+"""Run under mpiexec by the tests, from the repository root:
+``mpiexec -n P python -m tests.distributed.worker OUT`` runs every check of checks_*.py on every
+rank, in order. Rank 0 appends one JSON line per passed check to OUT, with the numbers the check
+measured; a failing check raises, and the excepthook installed by ``minigrad.distributed.init()``
+ends the whole job with that rank's traceback.
 """
 import json
 import sys
 
-import checks_collectives
-import checks_parallel
-import checks_syncbn
 from minigrad import distributed as dist
+
+from . import checks_collectives, checks_parallel, checks_syncbn
 
 
 def main(out):

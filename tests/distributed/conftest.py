@@ -1,0 +1,59 @@
+"""Launching the multi-process checks from pytest: ``mpiexec -n P python -m tests.distributed.worker`` once per
+world size and session (the worker runs every check of checks_*.py), with a timeout, so a hang
+fails the test instead of the suite. Skipped only when mpi4py or mpiexec is absent; CI installs
+the [dist] extra (mpi4py and mpich, which brings mpiexec), so they run there.
+"""
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+TIMEOUT = 180          # seconds for one whole worker run; a hang shows up as this, not forever
+
+
+def mpiexec_path():
+    return shutil.which("mpiexec") or str(Path(sys.executable).with_name("mpiexec"))
+
+
+def mpiexec(n, module, *args, timeout=TIMEOUT):
+    """Run ``python -m tests.distributed.<module>`` on ``n`` ranks from the repository root;
+    returns the CompletedProcess (raises TimeoutExpired)."""
+    pytest.importorskip("mpi4py", reason="the [dist] extra (mpi4py, mpich) is not installed")
+    if not Path(mpiexec_path()).exists():
+        pytest.skip("mpiexec not found: pip install -e '.[dist]' brings MPICH's")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    command = [mpiexec_path(), "-n", str(n), sys.executable, "-m", f"tests.distributed.{module}", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+
+
+@functools.lru_cache(maxsize=None)
+def _worker_run(n, out):
+    done = mpiexec(n, "worker", out)
+    passed = {}
+    if Path(out).exists():
+        for line in Path(out).read_text().splitlines():
+            record = json.loads(line)
+            passed[record.pop("check")] = record
+    return passed, done.returncode, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="session")
+def worker(tmp_path_factory):
+    """``worker(n, check)``: the numbers check ``check`` measured on ``n`` ranks; fails with the
+    job's output if the check did not pass."""
+    folder = tmp_path_factory.mktemp("mpi")
+
+    def result(n, check):
+        passed, code, output = _worker_run(n, str(folder / f"worker-{n}.jsonl"))
+        assert check in passed, f"{check} did not pass on {n} ranks (exit code {code}):\n{output[-6000:]}"
+        return passed[check]
+
+    return result
