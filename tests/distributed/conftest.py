@@ -30,6 +30,8 @@ def mpiexec(n, module, *args, timeout=TIMEOUT):
         pytest.skip("mpiexec not found: pip install -e '.[dist]' brings MPICH's")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if n > (os.cpu_count() or 1):    # oversubscribed: MPICH's waiting ranks yield the core
+        env["MPIR_CVAR_ENABLE_HEAVY_YIELD"] = "1"   # instead of spinning (2-3x faster here)
     command = [mpiexec_path(), "-n", str(n), sys.executable, "-m", f"tests.distributed.{module}", *map(str, args)]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
 
