@@ -1,7 +1,8 @@
 """Launching the multi-process checks from pytest: ``mpiexec -n P python -m
-tests.distributed.worker`` once per world size and session (the worker runs every check of checks_*.py), with a timeout, so a hang
-fails the test instead of the suite. Skipped only when mpi4py or mpiexec is absent; CI installs
-the [dist] extra (mpi4py and mpich, which brings mpiexec), so they run there.
+tests.distributed.worker`` once per world size and session (the worker runs every check of
+checks_*.py), with a timeout, so a hang fails the tests instead of stalling the suite. Skipped
+only when mpi4py or mpiexec is absent; CI installs the [dist] extra (mpi4py and mpich, which
+brings mpiexec), so they run there.
 """
 import functools
 import json
