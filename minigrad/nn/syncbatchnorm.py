@@ -69,7 +69,7 @@ class SyncBatchNorm(_BatchNorm):
         training = modes.is_training() and not self.frozen
         if not training and self.track_running_stats:
             return batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                              training=False, eps=self.eps, fused=False)
+                              training=False, eps=self.eps, fused=self.fused)
         _bn_channels(x, self.running_mean, self.running_var, self.weight, self.bias)
         y, mean, var, n = sync_batch_norm_composed(x, self.weight, self.bias, self.eps)
         if training and self.track_running_stats:

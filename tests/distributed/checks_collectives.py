@@ -56,6 +56,7 @@ def check_all_reduce_arrays():
     wrong = np.zeros(3 if dist.get_rank() == 0 else 4)
     message = expect_error(ValueError, "rank 0 has shape (3,) float64, rank 1 has shape (4,)",
                            dist.all_reduce, wrong)
+    expect_error(ValueError, "rank 1 has shape (4,) float64", dist.all_reduce, mg.tensor(wrong, requires_grad=True))
     expect_error(ValueError, "op must be one of", dist.all_reduce, x, "prod")
     return {"mismatch_message": message}
 
@@ -67,7 +68,7 @@ def check_broadcast():
     np.testing.assert_array_equal(a, P - 1)
     b = np.full((4, 4), float(r))
     view = b[:, 1]                                                   # not contiguous: filled in place
-    dist.broadcast(view, src=0)
+    dist.broadcast(view)                                             # src=0 by default
     np.testing.assert_array_equal(b[:, 1], 0.0)
     np.testing.assert_array_equal(b[:, 0], float(r))
     expect_error(ValueError, "src must be a rank", dist.broadcast, a, P)

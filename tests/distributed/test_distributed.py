@@ -30,6 +30,15 @@ def test_without_a_launcher_world_size_one_and_mpi_never_imported():
     assert done.stdout.split() == ["False", "1", "0", "True", "False", "None"], done.stderr
 
 
+def test_every_call_initialises_first():
+    calls = ["d.get_rank()", "d.get_world_size()", "d.barrier()", "d.all_reduce(np.ones(2))",
+             "d.broadcast(np.ones(2))", "d.all_gather(np.ones(2))"]
+    code = "import numpy as np; import minigrad.distributed as d\n" + "\n".join(
+        f"d._initialized = False; {call}; print(d.is_initialized())" for call in calls)
+    done = python(code)
+    assert done.stdout.split() == ["True"] * len(calls), done.stderr
+
+
 def test_launched_without_mpi4py_says_what_to_install():
     done = python("import sys; sys.modules['mpi4py'] = None\nimport minigrad.distributed as d; d.init()",
                   PMI_SIZE="2", PMI_RANK="0")
@@ -49,7 +58,7 @@ def test_world_size_one_collectives():
         y = dist.all_reduce(x, op)
         np.testing.assert_array_equal(y, x)
         assert y is not x                              # a new array, as with several ranks
-    assert dist.broadcast(x, src=0) is x
+    assert dist.broadcast(x) is x                      # src=0 by default
     gathered = dist.all_gather(x)
     assert len(gathered) == 1 and np.array_equal(gathered[0], x) and gathered[0] is not x
     assert dist.all_gather(np.array(3.0))[0].shape == ()
@@ -103,3 +112,4 @@ def test_a_rank_that_raises_ends_the_job_with_its_error(n):
     assert f"ValueError: rank {n - 1} fails on purpose" in done.stderr
     assert f"rank {n - 1} of {n} raised ValueError; aborting every rank" in done.stderr
     assert "unreachable" not in done.stdout
+    assert "the failing rank's last words" in done.stdout          # flushed before the Abort

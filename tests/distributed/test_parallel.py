@@ -110,6 +110,8 @@ def test_buckets_reverse_order_cap_and_one_dtype_each():
     assert make_buckets(params, cap_bytes=1) == [[3], [2], [1], [0]]      # a parameter above the cap
     ddp = DDP(mlp(0))                                                     # alone in its bucket
     assert ddp._buckets == [[5, 4, 3, 2, 1, 0]]
+    # bytes from the last: 3.bias 24, 3.weight 144, 1.bias 48, 1.weight 48 (264) | 0.bias 48, 0.weight 192
+    assert DDP(mlp(0), bucket_cap_mb=300 / 2 ** 20)._buckets == [[5, 4, 3, 2], [1, 0]]
     frozen = mlp(0)
     frozen[0].weight.requires_grad = False
     assert DDP(frozen)._names == ["0.bias", "1.weight", "1.bias", "3.weight", "3.bias"]

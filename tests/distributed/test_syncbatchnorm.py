@@ -53,6 +53,17 @@ def test_world_size_one_is_batch_norm_exactly(shape, dtype, momentum):
         np.testing.assert_array_equal(sync(mg.tensor(x)).data, plain(mg.tensor(x)).data)
 
 
+def test_functional_is_batch_norm_composed_with_its_defaults():
+    from minigrad.nn.batchnorm import batch_norm_composed
+    x = mg.tensor(np.random.default_rng(5).standard_normal((4, 3, 2)) * 1e-3)   # σ² ~ eps: eps shows
+    y, mean, var, n = sync_batch_norm_composed(x, None, None)
+    expected = batch_norm_composed(x, None, None)
+    np.testing.assert_array_equal(y.data, expected[0].data)
+    np.testing.assert_array_equal(mean, expected[1])
+    np.testing.assert_array_equal(var, expected[2])
+    assert n == 8 and type(n) is int
+
+
 @pytest.mark.parametrize("affine", [True, False])
 @pytest.mark.parametrize("shape", SHAPES[:2])
 def test_composed_gradients_first_and_second_order(shape, affine):
