@@ -75,7 +75,8 @@ class DistributedDataParallel(Module):
     call it (use ``ddp.module`` for work on one rank alone, such as evaluation on rank 0).
     Backward: each parameter's ``.grad`` becomes the MEAN over ranks, so with equal per-rank
     batches and a mean loss it is the gradient of the global batch's mean loss (for unequal
-    batches weight the loss, see docs/distributed.md). Inside ``no_sync()`` gradients only
+    batches weight the loss, see docs/distributed.md). Gradients travel flattened in buckets of
+    at most ``bucket_cap_mb`` MiB (PyTorch's default, 25). Inside ``no_sync()`` gradients only
     accumulate locally; the next backward outside it averages the accumulated ``.grad``.
     A parameter that requires grad but got no gradient in that backward leaves its bucket
     unreduced: the next forward raises, naming it (PyTorch raises there too).
@@ -106,8 +107,7 @@ class DistributedDataParallel(Module):
         self.bucket_cap_mb = bucket_cap_mb
         self.require_backward_grad_sync = True        # PyTorch's name; False inside no_sync()
         if distributed.get_world_size() > 1:
-            with modes.no_grad():
-                broadcast_coalesced([p.data for _, p in named] + list(module.buffers()))
+            broadcast_coalesced([p.data for _, p in named] + list(module.buffers()))
             for _, p in named:
                 p._version[0] += 1                    # changed in place
         self._names = [n for n, p in named if p.requires_grad]
