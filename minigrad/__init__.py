@@ -12,11 +12,11 @@ from .modes import (detect_anomaly, enable_grad, eval_mode, is_grad_enabled, is_
                     no_grad, set_grad_enabled, set_training, trace_backward, train_mode)
 from .serialization import load, save
 from .tensor import Tensor, tensor
-from . import data, nn, optim  # after the core they build on
+from . import data, distributed, nn, optim  # after the core they build on
 
 __all__ = ["AnomalyError", "Context", "Function", "GradcheckError", "Tensor", "VacuousGradcheckWarning",
-           "data", "detect_anomaly", "enable_grad", "eval_mode", "grad", "gradcheck", "gradgradcheck",
-           "graph", "is_grad_enabled", "is_training", "load", "manual_seed", "nn", "no_grad", "optim",
+           "data", "detect_anomaly", "distributed", "enable_grad", "eval_mode", "grad", "gradcheck",
+           "gradgradcheck", "graph", "is_grad_enabled", "is_training", "load", "manual_seed", "nn", "no_grad", "optim",
            "save", "set_grad_enabled", "set_training", "tensor", "trace_backward", "train_mode"]
 
 __version__ = "0.1.0"

@@ -20,6 +20,7 @@ def _wrap(data, requires_grad):
     t._ctx = None
     t._hooks = None
     t._retains_grad = False
+    t._post_hooks = None
     t._version = [0]   # a cell, so that views of one array (detach) can share one counter
     return t
 
@@ -61,8 +62,8 @@ class Tensor:
     produced it (None for leaves).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_hooks", "_retains_grad", "_version",
-                 "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_hooks", "_retains_grad", "_post_hooks",
+                 "_version", "__weakref__")
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operators
 
     def __init__(self, data, requires_grad=False, dtype=None):
@@ -72,6 +73,7 @@ class Tensor:
         self._ctx = None
         self._hooks = None
         self._retains_grad = False
+        self._post_hooks = None
         self._version = [0]
         if requires_grad:
             self.requires_grad_(True)
@@ -165,6 +167,20 @@ class Tensor:
             self._hooks = {}
         handle = RemovableHandle(self._hooks)
         self._hooks[handle.id] = hook
+        return handle
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(tensor)`` after backward has accumulated this leaf's ``.grad`` (PyTorch's name
+        and semantics: leaves only, the return value is ignored; DistributedDataParallel averages
+        gradients over ranks from here). Returns a handle with ``.remove()``."""
+        if not self.is_leaf:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that does not require grad")
+        if self._post_hooks is None:
+            self._post_hooks = {}
+        handle = RemovableHandle(self._post_hooks)
+        self._post_hooks[handle.id] = hook
         return handle
 
     def detach(self):

@@ -98,6 +98,9 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                     captured[id(t)] = grad
             elif ctx is None or t._retains_grad:
                 accumulate_grad(t, grad, stored)
+                if ctx is None and t._post_hooks:
+                    for hook in list(t._post_hooks.values()):
+                        hook(t)                         # after .grad holds the total
             if ctx is None:
                 continue
             fn = ctx.fn

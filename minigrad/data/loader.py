@@ -74,18 +74,28 @@ class DataLoader:
     (9 samples, batch_size 4 -> sizes [4, 5]), because training-mode batch norm cannot
     normalise a single sample (its batch variance is 0). A data set of one sample is an error;
     ``batch_size=1`` still gives one-sample batches, as explicitly asked.
+
+    Several processes: ``sampler=DistributedSampler(y)`` serves this rank's shard instead of
+    all N samples (all of the above then applies to the shard). The sampler decides the order
+    (its ``shuffle`` and ``seed``; the loader's must be left unset) and holds the one epoch
+    counter: ``loader.set_epoch(k)`` and ``sampler.set_epoch(k)`` are the same call.
     """
 
-    def __init__(self, X, y, batch_size, shuffle=True, seed=0, drop_last=False):
+    def __init__(self, X, y, batch_size, shuffle=None, seed=None, drop_last=False, sampler=None):
         self.X, self.y = np.asarray(X), np.asarray(y)
         if self.X.ndim == 0 or self.y.ndim != 1 or len(self.X) != len(self.y):
             raise ValueError(f"expected X of shape (N, ...) and y of shape (N,) with the same N, "
                              f"got X {self.X.shape} and y {self.y.shape}")
         self.batch_size = check_int("batch_size", batch_size, 1)
-        self.seed = check_int("seed", seed, 0)
-        self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
-        self.epoch = 0  # the epoch the next iteration will serve
-        n = len(self.y)
+        if sampler is not None:
+            check_sampler(sampler, len(self.y), shuffle, seed)
+            shuffle, seed = sampler.shuffle, sampler.seed       # the order's, for the reader
+        self.sampler = sampler
+        self.seed = check_int("seed", 0 if seed is None else seed, 0)
+        self.shuffle, self.drop_last = shuffle is None or bool(shuffle), bool(drop_last)
+        if sampler is None:
+            self.epoch = 0  # the epoch the next iteration will serve
+        n = len(self.y) if sampler is None else len(sampler)
         if n < 2:
             raise ValueError(f"DataLoader needs at least 2 samples, got {n}: a batch of one "
                              f"sample breaks training-mode batch norm")
@@ -93,9 +103,21 @@ class DataLoader:
             raise ValueError(f"drop_last=True with {n} samples and batch_size={batch_size} "
                              f"leaves no batches; lower batch_size or set drop_last=False")
 
+    @property
+    def epoch(self):
+        """The epoch the next iteration will serve (with a sampler: the sampler's epoch)."""
+        return self._epoch if self.sampler is None else self.sampler.epoch
+
+    @epoch.setter
+    def epoch(self, value):
+        if self.sampler is None:
+            self._epoch = value
+        else:
+            self.sampler.epoch = value
+
     def _bounds(self):
         """The (start, stop) of each batch within an epoch's order, after the last-batch rule."""
-        n, b = len(self.y), self.batch_size
+        n, b = len(self.y) if self.sampler is None else len(self.sampler), self.batch_size
         stops = list(range(b, n + 1, b))               # the full batches
         if n % b and not self.drop_last:
             if n % b == 1 and stops:
@@ -114,6 +136,8 @@ class DataLoader:
     def order(self, epoch):
         """Sample indices of epoch ``epoch`` in serving order, (N,) int64; changes no state."""
         epoch, n = check_int("epoch", epoch, 0), len(self.y)
+        if self.sampler is not None:
+            return self.sampler.order(epoch)
         if not self.shuffle:
             return np.arange(n)
         return np.random.default_rng([self.seed, epoch]).permutation(n)
@@ -125,3 +149,15 @@ class DataLoader:
         return ((self.X[order[a:b]], self.y[order[a:b]]) for a, b in self._bounds())
 
 
+def check_sampler(sampler, n, shuffle, seed):
+    """A DataLoader's sampler: a DistributedSampler over as many samples as the loader has,
+    and no loader shuffle/seed beside it (the sampler's decide the order)."""
+    from .sampler import DistributedSampler
+    if not isinstance(sampler, DistributedSampler):
+        raise TypeError(f"DataLoader: sampler must be a DistributedSampler, got {type(sampler).__name__}")
+    if len(sampler.dataset) != n:
+        raise ValueError(f"DataLoader: the sampler covers {len(sampler.dataset)} samples but the "
+                         f"loader has {n}")
+    if shuffle is not None or seed is not None:
+        raise ValueError("DataLoader: with a sampler, the sampler decides the order: pass shuffle "
+                         "and seed to DistributedSampler, not to the loader")

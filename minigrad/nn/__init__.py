@@ -5,14 +5,17 @@
     layers.py      Linear, ReLU, Dropout
     conv.py        Conv1d, Conv2d, MaxPool1d/2d, AvgPool1d/2d, Flatten
     utils.py       after training: fold batch norm into the layer before it, freeze its statistics
+    syncbatchnorm.py  SyncBatchNorm: batch norm over the global batch of every rank
+    parallel.py    DistributedDataParallel: gradients averaged over ranks
     functional.py  the functional forms (linear, relu, dropout, batch_norm, losses)
 """
-from . import functional, utils
+from . import functional, parallel, utils
 from .batchnorm import BatchNorm1d, BatchNorm2d, recompute_bn_stats
 from .conv import AvgPool1d, AvgPool2d, Conv1d, Conv2d, Flatten, MaxPool1d, MaxPool2d
 from .layers import Dropout, Linear, ReLU
 from .module import Module, Parameter, Sequential
+from .syncbatchnorm import SyncBatchNorm
 
 __all__ = ["AvgPool1d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "Dropout", "Flatten",
-           "Linear", "MaxPool1d", "MaxPool2d", "Module", "Parameter", "ReLU", "Sequential", "functional",
-           "recompute_bn_stats", "utils"]
+           "Linear", "MaxPool1d", "MaxPool2d", "Module", "Parameter", "ReLU", "Sequential", "SyncBatchNorm",
+           "functional", "parallel", "recompute_bn_stats", "utils"]
