@@ -159,6 +159,14 @@ def test_a_window_of_minus_infinity_sends_its_gradient_to_its_first_real_entry()
     np.testing.assert_array_equal(x.grad, [[[11.0, 0.0, 1100.0], [1.0, 110.0, 1000.0]]])
 
 
+def test_a_window_of_minus_infinity_with_padding_before_only_picks_its_first_real_entry():
+    """(before, after) = (1, 0): the op moves a padding maximum whichever side has padding."""
+    x = mg.tensor(np.full((1, 1, 3), -np.inf), requires_grad=True)
+    y = max_pool(x, (2,), (1,), ((1, 0),))     # windows [pad x0] [x0 x1] [x1 x2]
+    y.backward(np.array([[[1.0, 10.0, 100.0]]]))
+    np.testing.assert_array_equal(x.grad, [[[11.0, 100.0, 0.0]]])
+
+
 def test_a_2d_window_of_minus_infinity_in_the_corner_picks_the_first_real_entry():
     x = mg.tensor(np.full((1, 1, 2, 2), -np.inf), requires_grad=True)
     y = max_pool(x, (2, 2), (1, 1), ((1, 1), (1, 1)))    # 3 x 3 windows, each all -inf
