@@ -171,8 +171,8 @@ def pool_padding(x, kernel, stride, padding, dilation, ceil_mode, op):
                              f"input size {tuple(m + 2 * q for m, q in zip(size, padding))}"
                              f"{' + stride - 1 (ceil_mode)' if ceil_mode else ''} (input of shape {x.shape}, "
                              f"padding {padding})")
-        # a window starting at s·o - p < 0 has its first entry in x at (s·o - p) mod d
-        if any((s * o - p) % d >= n for o in range(out) if s * o < p):
+        # a window starting at s·o - p < 0 (o < p / s) has its first entry in x at (s·o - p) mod d
+        if any((s * o - p) % d >= n for o in range(min(out, -(-p // s)))):
             raise ValueError(f"{op}: a window holds only padding (kernel size {kernel}, dilation {dilation}, "
                              f"padding {padding}, input of shape {x.shape}); use less padding or dilation")
         pairs.append((p, max(p, s * (out - 1) + span - n - p)))

@@ -67,6 +67,12 @@ class Conv(Function):
         ctx.stride, ctx.padding, ctx.dilation, ctx.groups = stride, padding, dilation, groups
         return y
 
+    @staticmethod
+    def rebuild_saved(ctx, saved):
+        """create_graph: no im2col cache (conv_weight on Tensors rebuilds it from x, differentiably)."""
+        x, weight, _ = saved
+        return x, weight, None
+
     # Derivation. For fixed w, y is linear in x: y = A_w x, so dx = A_wᵀ dy. Entry x_pad[n,c,s·l + d·k]
     # was read by window l with weight w[o,c,k] for every o of c's group, so dx_pad[n,c,s·l + d·k]
     # gets Σ_o w[o,c,k] dy[n,o,l], summed over every (l, k) that reads it: the transposed

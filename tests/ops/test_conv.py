@@ -218,7 +218,11 @@ def test_first_and_second_order_when_x_needs_no_gradient(dims, groups):
 
 def test_the_im2col_cache_is_kept_only_when_the_weight_needs_a_gradient():
     x, w, _ = tensors((2, 2, 6), (3, 2, 3), False, seed=6)
-    assert conv(x, w, None, (1,), ((0, 0),), (1,)).grad_fn.saved_tensors[2].shape == (2 * 3, 4 * 2)   # (C·K, P·N)
+    y = conv(x, w, None, (1,), ((0, 0),), (1,))
+    assert y.grad_fn.saved_tensors[2].shape == (2 * 3, 4 * 2)   # (C·K, P·N)
+    # create_graph reads no cache (a constant copy of it would be a float intermediate): x and w only
+    x_saved, w_saved, cols = y.grad_fn.differentiable(y).saved_tensors
+    assert x_saved is x and w_saved is w and cols is None
     w.requires_grad = False
     assert conv(x, w, None, (1,), ((0, 0),), (1,)).grad_fn.saved_tensors[2] is None
 
