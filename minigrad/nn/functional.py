@@ -135,14 +135,15 @@ def pool_options(op, ceil_mode, count_include_pad=True, divisor_override=None, r
             raise ValueError(f"{op}: divisor_override must not be zero")
 
 
-def check_input(x, dims, op, floating=False):
-    """x must be a Tensor of shape (N, C, *spatial) with ``dims`` spatial axes (and a float dtype)."""
+def check_input(x, dims, op):
+    """x must be a float Tensor of shape (N, C, *spatial) with ``dims`` spatial axes (PyTorch has
+    no integer convolution or pooling either)."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{op} expects a Tensor input, got {type(x).__name__}")
     if x.ndim != dims + 2:
         raise ValueError(f"{op}: expected input of shape {INPUT_SHAPES[dims]} ({dims + 2}-D), "
                          f"got {x.ndim}-D input of shape {x.shape}")
-    if floating and x.dtype.kind != "f":
+    if x.dtype.kind != "f":
         raise TypeError(f"{op} expects a floating-point input, got dtype {x.dtype}")
 
 
@@ -267,7 +268,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
 def _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices, dims, op):
     kernel, stride, padding, dilation = pool_args(kernel_size, stride, padding, dilation, dims, op)
     pool_options(op, ceil_mode, return_indices=return_indices)
-    check_input(x, dims, op, floating=True)
+    check_input(x, dims, op)
     padding = pool_padding(x, kernel, stride, padding, dilation, ceil_mode, op)
     return MaxPool.apply(x, kernel=kernel, stride=stride, padding=padding, dilation=dilation)
 
@@ -275,7 +276,7 @@ def _max_pool(x, kernel_size, stride, padding, dilation, ceil_mode, return_indic
 def _avg_pool(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, dims, op):
     kernel, stride, padding, dilation = pool_args(kernel_size, stride, padding, 1, dims, op)
     pool_options(op, ceil_mode, count_include_pad, divisor_override)
-    check_input(x, dims, op, floating=True)
+    check_input(x, dims, op)
     padding = pool_padding(x, kernel, stride, padding, dilation, ceil_mode, op)
     divisor = (int(divisor_override) if divisor_override is not None else
                avg_pool_divisor(x.shape[2:], kernel, stride, padding, count_include_pad))

@@ -115,6 +115,8 @@ ERRORS = [
      r"conv1d: input and bias must have the same dtype, got input float64 and bias float32"),
     ("conv1d-bias-shape", lambda: F.conv1d(X1, W1, leaf(3)), ValueError,
      r"conv1d: expected bias of shape \(4,\) for weight of shape \(4, 3, 3\), got \(3,\)"),
+    ("conv1d-integer-input", lambda: F.conv1d(mg.tensor(np.ones((2, 3, 5), np.int64)), mg.tensor(np.ones((4, 3, 3), np.int64))),
+     TypeError, r"conv1d expects a floating-point input, got dtype int64"),
     ("conv1d-input-array", lambda: F.conv1d(X1.data, W1), TypeError, r"conv1d expects a Tensor input, got ndarray"),
     ("conv1d-weight-list", lambda: F.conv1d(X1, [[[1.0]]]), TypeError, r"conv1d: weight must be a Tensor, got list"),
     # conv2d
@@ -288,7 +290,7 @@ def test_layers_compute_their_functional_and_check_the_input_once(make, shape, f
     layer, x = make(), leaf(shape, 4)
     expected = functional(layer, x)
     calls = []
-    monkeypatch.setattr(F, "check_input", lambda *args, **kwargs: calls.append(args[2]))
+    monkeypatch.setattr(F, "check_input", lambda *args: calls.append(args[2]))
     monkeypatch.setattr(F, "flatten", lambda x, *dims: calls.append("flatten") or expected)
     y = layer(x)
     assert len(calls) == 1                  # one place checks the input: the functional
