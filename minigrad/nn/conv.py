@@ -1,6 +1,7 @@
 """Convolution and pooling layers: Conv1d, Conv2d, MaxPool1d/2d, AvgPool1d/2d, Flatten.
 
-PyTorch's constructors, defaults, parameter names (state_dict keys ``weight`` and ``bias``),
+PyTorch's constructors (groups, padding "same"/"valid", dilation, ceil_mode, count_include_pad,
+divisor_override), defaults, parameter names (state_dict keys ``weight`` and ``bias``),
 initialisation and reprs. A constructor checks its own arguments with the helpers of
 functional.py; forward only calls the functional, which checks the input (rank, channels,
 dtype) once, so no check is written twice.
