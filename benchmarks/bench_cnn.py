@@ -85,11 +85,12 @@ def conv_pair(x_shape, w_shape, stride, padding, need_dx, seed=0):
     b0 = rng.standard_normal(w_shape[0]).astype(np.float32)
     x, w, b = mg.tensor(x0, requires_grad=need_dx), mg.tensor(w0, requires_grad=True), mg.tensor(b0, requires_grad=True)
     dilation = (1,) * len(stride)
+    pairs = tuple((p, p) for p in padding)      # the op's padding: (before, after) per axis
     out = {}
 
     def ours():
         x.grad = w.grad = b.grad = None
-        y = Conv.apply(x, w, b, stride=stride, padding=padding, dilation=dilation)
+        y = Conv.apply(x, w, b, stride=stride, padding=pairs, dilation=dilation, groups=1)
         if "g" not in out:
             out["g"] = rng.standard_normal(y.shape).astype(np.float32)
         y.backward(out["g"])

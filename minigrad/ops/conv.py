@@ -3,162 +3,90 @@
 ``Conv`` is y = conv(x, w) + b; ``ConvTranspose`` (dx = conv_transpose(dy, w)) is its adjoint in x
 and ``ConvWeight`` (dw = conv_weight(x, dy)) its adjoint in w. Each backward is made of the other
 two, through the helpers at the bottom (numpy kernels on arrays, the ops on Tensors), so gradients
-of every order exist. Ops see only arrays: this file never imports Tensor.
+of every order exist. With ``groups`` = G the channels split into G blocks convolved apart (one
+batched matmul). Windows and padding come from ops/windows.py. Arrays only: no Tensor here.
 """
-import math
-
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ..autograd.function import Function
+from .windows import batch_innermost, col2im, from_matrix, im2col, to_matrix
 
 
-def out_size(size, kernel, stride, padding, dilation):
-    """Output length per spatial axis: floor((L + 2p - d(k - 1) - 1) / s) + 1."""
-    return tuple((n + 2 * p - d * (k - 1) - 1) // s + 1
-                 for n, k, s, p, d in zip(size, kernel, stride, padding, dilation))
-
-
-# Memory layout. Shapes are PyTorch's, (N, C, *spatial), but the arrays made here are stored
-# batch-innermost, as (C, *spatial, N) (cs231n's im2col does the same): numpy's strided copies and
-# adds cost a fixed amount per row of the innermost axis, and on small images N is the long axis.
-# A conv output fed to the next conv is then read in the order it was written. Results are views
-# with the usual shapes; only their strides differ from a C-ordered array.
-
-def batch_first(a):
-    """(C, *S, N) -> (N, C, *S), a view (a transpose: np.moveaxis costs several µs per call)."""
-    return a.transpose(a.ndim - 1, *range(a.ndim - 1))
-
-
-def batch_last(a):
-    """(N, C, *S) -> (C, *S, N), a view."""
-    return a.transpose(*range(1, a.ndim), 0)
-
-
-def batch_innermost(y):
-    """An array stored as (C, *S, N), copied only if it is not; a Tensor passes unchanged."""
-    if isinstance(y, np.ndarray):
-        return batch_first(np.ascontiguousarray(batch_last(y)))
-    return y
-
-
-def interior(size, padding):
-    """The index of the unpadded region in a padded (N, C, *padded) array."""
-    return (slice(None), slice(None)) + tuple(slice(p, p + n) for n, p in zip(size, padding))
-
-
-def pad(x, padding, value=0.0):
-    """x (N, C, *S) with ``padding[i]`` entries of ``value`` on both sides of spatial axis i."""
-    if not any(padding):
-        return x
-    n, c, size = x.shape[0], x.shape[1], x.shape[2:]
-    padded = np.full((c, *(m + 2 * p for m, p in zip(size, padding)), n), value, dtype=x.dtype)
-    padded = batch_first(padded)                 # stored (C, *Sp, N) -> (N, C, *Sp), a view
-    padded[interior(size, padding)] = x
-    return padded
-
-
-def windows(padded, kernel, stride, dilation):
-    """Every window as a view, no copy: (N, C, *Sp) -> (N, C, *out, *kernel).
-
-    Window o along axis i reads the positions s·o + d·k, k = 0 .. kernel-1."""
-    spans = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
-    view = sliding_window_view(padded, spans, axis=tuple(range(2, padded.ndim)))  # (N, C, *, *spans)
-    return view[(..., *(slice(None, None, s) for s in stride), *(slice(None, None, d) for d in dilation))]
-
-
-def im2col(x, kernel, stride, padding, dilation):
-    """conv's input as one matrix: (N, C, *S) -> (C·K, P·N), K = prod(kernel), P = prod(out).
-
-    Row (c, k) is channel c at kernel offset k; column (p, n) is window p of sample n.
-    Returns the matrix and the output size ``out``."""
-    win = windows(pad(x, padding), kernel, stride, dilation)     # (N, C, *out, *K), a view
-    d = len(kernel)
-    # (N, C, *out, *K) -> (C, *K, *out, N) -> (C·K, P·N): the one copy, batch innermost
-    cols = win.transpose(1, *range(2 + d, 2 + 2 * d), *range(2, 2 + d), 0)
-    out = win.shape[2:2 + d]
-    return cols.reshape(x.shape[1] * math.prod(kernel), math.prod(out) * x.shape[0]), out
-
-
-def col2im(cols, size, kernel, stride, padding, dilation):
-    """The adjoint of windows(pad(x)): every window entry added back where it was read from, the
-    padding cropped. cols: (N, C, *out, *K), any strides -> (N, C, *size), a view."""
-    n, c, out = cols.shape[0], cols.shape[1], cols.shape[2:2 + len(kernel)]
-    padded = np.zeros((c, *(m + 2 * p for m, p in zip(size, padding)), n), dtype=cols.dtype)
-    padded = batch_first(padded)                 # stored (C, *Sp, N) -> (N, C, *Sp), a view
-    for offset in np.ndindex(*kernel):           # a loop over kernel offsets, not positions
-        window = tuple(slice(d * k, d * k + s * (m - 1) + 1, s)
-                       for k, s, d, m in zip(offset, stride, dilation, out))
-        padded[(..., *window)] += cols[(..., *offset)]   # (N, C, *out) to positions s·o + d·k
-    return padded[interior(size, padding)]
-
-
-def to_matrix(y):
-    """(N, C, *out) -> (C, P·N); free for arrays stored batch-innermost (those made here)."""
-    return batch_last(y).reshape(y.shape[1], math.prod(y.shape[2:]) * y.shape[0])
-
-
-def from_matrix(y, n, out):
-    """(C, P·N) -> (N, C, *out), a view."""
-    return batch_first(y.reshape(y.shape[0], *out, n))
+def by_group(m, groups):
+    """A matrix whose rows come in ``groups`` blocks, as a stack: (R, M) -> (G, R/G, M), a view."""
+    return m.reshape(groups, m.shape[0] // groups, m.shape[1])
 
 
 # --------------------------------------------------------------------------- numpy kernels
-def conv_forward(x, weight, bias, stride, padding, dilation):
+# Shapes: x (N, C_in, *size), w (C_out, C_in/G, *K), y (N, C_out, *out); group g is input channels
+# g·C_in/G .. and output channels g·C_out/G .. . In the matrices below a group is one block of rows.
+
+def conv_forward(x, weight, bias, stride, padding, dilation, groups):
     """conv(x, w) + b on arrays; also returns the im2col matrix (what dw needs)."""
-    cols, out = im2col(x, weight.shape[2:], stride, padding, dilation)      # (C·K, P·N)
-    y = weight.reshape(weight.shape[0], -1) @ cols          # (C_out, C·K) @ (C·K, P·N)
+    cols, out = im2col(x, weight.shape[2:], stride, padding, dilation)      # (C_in·K, P·N)
+    w = by_group(weight.reshape(weight.shape[0], -1), groups)               # (G, C_out/G, C_in/G·K)
+    y = (w @ by_group(cols, groups)).reshape(weight.shape[0], -1)           # (G, C_out/G, P·N) -> (C_out, P·N)
     if bias is not None:
-        y += bias[:, None]                                  # (C_out,) -> (C_out, 1)
+        y += bias[:, None]                                                  # (C_out,) -> (C_out, 1)
     return from_matrix(y, x.shape[0], out), cols
 
 
-def conv_transpose_forward(x, weight, size, stride, padding, dilation):
+def conv_transpose_forward(x, weight, size, stride, padding, dilation, groups):
     """conv_transpose(x, w) on arrays: x (N, C_out, *out) -> (N, C_in, *size)."""
-    n, out, (c, *kernel) = x.shape[0], x.shape[2:], weight.shape[1:]
-    d = len(kernel)
-    cols = weight.reshape(weight.shape[0], -1).T @ to_matrix(x)     # (C·K, C_out) @ (C_out, P·N)
-    # (C·K, P·N) -> (C, *K, *out, N) -> (N, C, *out, *K), a view
+    n, out, kernel = x.shape[0], x.shape[2:], weight.shape[2:]
+    c, d = groups * weight.shape[1], len(kernel)
+    w = by_group(weight.reshape(weight.shape[0], -1), groups)               # (G, C_out/G, C_in/G·K)
+    cols = w.transpose(0, 2, 1) @ by_group(to_matrix(x), groups)            # (G, C_in/G·K, P·N)
+    # (G, C_in/G·K, P·N) -> (C_in, *K, *out, N) -> (N, C_in, *out, *K), a view
     cols = cols.reshape(c, *kernel, *out, n)
     cols = cols.transpose(1 + 2 * d, 0, *range(1 + d, 1 + 2 * d), *range(1, 1 + d))
     return col2im(cols, size, kernel, stride, padding, dilation)
 
 
-def conv_weight_forward(x, g, kernel, stride, padding, dilation, cols=None):
-    """conv_weight(x, g) on arrays: x (N, C_in, *size), g (N, C_out, *out) -> (C_out, C_in, *K)."""
+def conv_weight_forward(x, g, kernel, stride, padding, dilation, groups, cols=None):
+    """conv_weight(x, g) on arrays: x (N, C_in, *size), g (N, C_out, *out) -> (C_out, C_in/G, *K)."""
     if cols is None:
-        cols, _ = im2col(x, kernel, stride, padding, dilation)     # (C·K, P·N)
-    grad = to_matrix(g) @ cols.T                            # (C_out, P·N) @ (P·N, C·K)
-    return grad.reshape(g.shape[1], x.shape[1], *kernel)    # (C_out, C·K) -> (C_out, C_in, *K)
+        cols, _ = im2col(x, kernel, stride, padding, dilation)             # (C_in·K, P·N)
+    cols = by_group(cols, groups).transpose(0, 2, 1)                        # (G, P·N, C_in/G·K)
+    grad = by_group(to_matrix(g), groups) @ cols                            # (G, C_out/G, C_in/G·K)
+    return grad.reshape(g.shape[1], x.shape[1] // groups, *kernel)
 
 
 # --------------------------------------------------------------------------- the ops
 class Conv(Function):
-    """y[n,o,l] = Σ_c,k w[o,c,k] · x_pad[n,c,s·l + d·k] + b[o]   (l, k: tuples over the spatial axes);
-    dx = conv_transpose(dy, w),  dw = conv_weight(x, dy),  db[o] = Σ_n,l dy[n,o,l]"""
+    """y[n,o,l] = Σ_c,k w[o,c,k] · x_pad[n,c,s·l + d·k] + b[o]   (l, k: tuples over the spatial axes;
+    c over the input channels of o's group);  dx = conv_transpose(dy, w),  dw = conv_weight(x, dy),
+    db[o] = Σ_n,l dy[n,o,l]"""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, stride, padding, dilation):
-        y, cols = conv_forward(x, weight, bias, stride, padding, dilation)
+    def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
+        y, cols = conv_forward(x, weight, bias, stride, padding, dilation, groups)
         # cols is a cache for dw on arrays (None when w needs no gradient); under create_graph
         # conv_weight rebuilds it from x, so second derivatives flow through x
         ctx.save_for_backward(x, weight, cols if ctx.needs_input_grad[1] else None)
-        ctx.stride, ctx.padding, ctx.dilation = stride, padding, dilation
+        ctx.stride, ctx.padding, ctx.dilation, ctx.groups = stride, padding, dilation, groups
         return y
 
+    @staticmethod
+    def rebuild_saved(ctx, saved):
+        """create_graph: no im2col cache (conv_weight on Tensors rebuilds it from x, differentiably)."""
+        x, weight, _ = saved
+        return x, weight, None
+
     # Derivation. For fixed w, y is linear in x: y = A_w x, so dx = A_wᵀ dy. Entry x_pad[n,c,s·l + d·k]
-    # was read by window l with weight w[o,c,k] for every o, so dx_pad[n,c,s·l + d·k] gets
-    # Σ_o w[o,c,k] dy[n,o,l], summed over every (l, k) that reads it: the transposed convolution
-    # of dy with w (ConvTranspose), with the padding cropped. For fixed x, y is linear in w:
-    # ∂y[n,o,l]/∂w[o,c,k] = x_pad[n,c,s·l + d·k], so dw[o,c,k] = Σ_n,l dy[n,o,l] x_pad[n,c,s·l + d·k],
-    # x correlated with dy (ConvWeight). Both are again ops of this file, so this backward runs on
-    # Tensors too (create_graph) and its own derivative is made of the same three ops.
+    # was read by window l with weight w[o,c,k] for every o of c's group, so dx_pad[n,c,s·l + d·k]
+    # gets Σ_o w[o,c,k] dy[n,o,l], summed over every (l, k) that reads it: the transposed
+    # convolution of dy with w (ConvTranspose), with the padding cropped. For fixed x, y is linear in
+    # w: ∂y[n,o,l]/∂w[o,c,k] = x_pad[n,c,s·l + d·k], so dw[o,c,k] = Σ_n,l dy[n,o,l] x_pad[n,c,s·l + d·k],
+    # x correlated with dy (ConvWeight). Groups never mix, so each adjoint keeps the same groups.
+    # Both are again ops of this file, so this backward runs on Tensors too (create_graph) and its
+    # own derivative is made of the same three ops.
     @staticmethod
     def backward(ctx, grad_y):
         x, weight, cols = ctx.saved_tensors
+        geometry = ctx.stride, ctx.padding, ctx.dilation, ctx.groups
         need_x, need_w, need_b = ctx.needs_input_grad
         grad_y = batch_innermost(grad_y)     # at most one copy, then every to_matrix below is free
-        geometry = ctx.stride, ctx.padding, ctx.dilation
         grad_x = conv_transpose(grad_y, weight, x.shape[2:], *geometry) if need_x else None
         grad_w = conv_weight(x, grad_y, weight.shape[2:], *geometry, cols=cols) if need_w else None
         grad_b = channel_sum(grad_y) if need_b else None
@@ -170,10 +98,10 @@ class ConvTranspose(Function):
     (x: (N, C_out, *out) -> y: (N, C_in, *size));   dx = conv(dy, w),  dw = conv_weight(dy, x)"""
 
     @staticmethod
-    def forward(ctx, x, weight, size, stride, padding, dilation):
+    def forward(ctx, x, weight, size, stride, padding, dilation, groups):
         ctx.save_for_backward(x, weight)
-        ctx.stride, ctx.padding, ctx.dilation = stride, padding, dilation
-        return conv_transpose_forward(x, weight, size, stride, padding, dilation)
+        ctx.stride, ctx.padding, ctx.dilation, ctx.groups = stride, padding, dilation, groups
+        return conv_transpose_forward(x, weight, size, stride, padding, dilation, groups)
 
     # Derivation. <dy, A_wᵀ x> = <A_w dy, x>: in x the adjoint of A_wᵀ is A_w, dx = conv(dy, w).
     # In w, <x, conv(dy, w)> is linear with ∂/∂w[o,c,k] = Σ_n,l x[n,o,l] dy_pad[n,c,s·l + d·k],
@@ -181,22 +109,23 @@ class ConvTranspose(Function):
     @staticmethod
     def backward(ctx, grad_y):
         x, weight = ctx.saved_tensors
-        geometry = ctx.stride, ctx.padding, ctx.dilation
-        grad_x = conv(grad_y, weight, None, *geometry) if ctx.needs_input_grad[0] else None
-        grad_w = conv_weight(grad_y, x, weight.shape[2:], *geometry) if ctx.needs_input_grad[1] else None
+        geometry = ctx.stride, ctx.padding, ctx.dilation, ctx.groups
+        need_x, need_w = ctx.needs_input_grad
+        grad_x = conv(grad_y, weight, None, *geometry) if need_x else None
+        grad_w = conv_weight(grad_y, x, weight.shape[2:], *geometry) if need_w else None
         return grad_x, grad_w
 
 
 class ConvWeight(Function):
-    """y[o,c,k] = Σ_n,l g[n,o,l] · x_pad[n,c,s·l + d·k], conv's adjoint in its weight
-    (x: (N, C_in, *size), g: (N, C_out, *out) -> y: (C_out, C_in, *kernel));
+    """y[o,c,k] = Σ_n,l g[n,o,l] · x_pad[n,c,s·l + d·k], conv's adjoint in its weight (c over the
+    input channels of o's group; x: (N, C_in, *size), g: (N, C_out, *out) -> y: (C_out, C_in/G, *K));
     dx = conv_transpose(g, dy),  dg = conv(x, dy)"""
 
     @staticmethod
-    def forward(ctx, x, g, kernel, stride, padding, dilation):
+    def forward(ctx, x, g, kernel, stride, padding, dilation, groups):
         ctx.save_for_backward(x, g)
-        ctx.stride, ctx.padding, ctx.dilation = stride, padding, dilation
-        return conv_weight_forward(x, g, kernel, stride, padding, dilation)
+        ctx.stride, ctx.padding, ctx.dilation, ctx.groups = stride, padding, dilation, groups
+        return conv_weight_forward(x, g, kernel, stride, padding, dilation, groups)
 
     # Derivation. By construction <dy, conv_weight(x, g)> = <g, conv(x, dy)>: dy plays the weight.
     # In g that is linear with gradient conv(x, dy); in x it is <conv_transpose(g, dy), x>, so
@@ -204,9 +133,10 @@ class ConvWeight(Function):
     @staticmethod
     def backward(ctx, grad_y):
         x, g = ctx.saved_tensors
-        geometry = ctx.stride, ctx.padding, ctx.dilation
-        grad_x = conv_transpose(g, grad_y, x.shape[2:], *geometry) if ctx.needs_input_grad[0] else None
-        grad_g = conv(x, grad_y, None, *geometry) if ctx.needs_input_grad[1] else None
+        geometry = ctx.stride, ctx.padding, ctx.dilation, ctx.groups
+        need_x, need_g = ctx.needs_input_grad
+        grad_x = conv_transpose(g, grad_y, x.shape[2:], *geometry) if need_x else None
+        grad_g = conv(x, grad_y, None, *geometry) if need_g else None
         return grad_x, grad_g
 
 
@@ -214,25 +144,27 @@ class ConvWeight(Function):
 # Each backward above calls these: on arrays (the fast path) the numpy kernel, on Tensors
 # (create_graph) the op, so the backward pass is recorded and can be differentiated again.
 
-def conv(x, weight, bias, stride, padding, dilation):
+def conv(x, weight, bias, stride, padding, dilation, groups):
     """conv(x, w) + b: the kernel on arrays, the Conv op otherwise."""
     if isinstance(x, np.ndarray) and isinstance(weight, np.ndarray):
-        return conv_forward(x, weight, bias, stride, padding, dilation)[0]
-    return Conv.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation)
+        return conv_forward(x, weight, bias, stride, padding, dilation, groups)[0]
+    return Conv.apply(x, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
 
 
-def conv_transpose(x, weight, size, stride, padding, dilation):
+def conv_transpose(x, weight, size, stride, padding, dilation, groups):
     """conv_transpose(x, w) to spatial ``size``: the kernel on arrays, the ConvTranspose op otherwise."""
     if isinstance(x, np.ndarray) and isinstance(weight, np.ndarray):
-        return conv_transpose_forward(x, weight, size, stride, padding, dilation)
-    return ConvTranspose.apply(x, weight, size=tuple(size), stride=stride, padding=padding, dilation=dilation)
+        return conv_transpose_forward(x, weight, size, stride, padding, dilation, groups)
+    return ConvTranspose.apply(x, weight, size=tuple(size), stride=stride, padding=padding,
+                               dilation=dilation, groups=groups)
 
 
-def conv_weight(x, g, kernel, stride, padding, dilation, cols=None):
+def conv_weight(x, g, kernel, stride, padding, dilation, groups, cols=None):
     """conv_weight(x, g): the kernel on arrays (reusing ``cols`` = im2col(x) if given), the op otherwise."""
     if isinstance(x, np.ndarray) and isinstance(g, np.ndarray):
-        return conv_weight_forward(x, g, kernel, stride, padding, dilation, cols)
-    return ConvWeight.apply(x, g, kernel=tuple(kernel), stride=stride, padding=padding, dilation=dilation)
+        return conv_weight_forward(x, g, kernel, stride, padding, dilation, groups, cols)
+    return ConvWeight.apply(x, g, kernel=tuple(kernel), stride=stride, padding=padding, dilation=dilation,
+                            groups=groups)
 
 
 def channel_sum(g):

@@ -22,12 +22,14 @@ def leaf(shape, seed=0, dtype=np.float64, requires_grad=True):
 def test_conv_functions_call_the_op_with_tuples():
     x, w, b = leaf((2, 3, 9)), leaf((4, 3, 3), 1), leaf(4, 2)
     y = F.conv1d(x, w, b, stride=2, padding=1, dilation=2)
-    expected = Conv.apply(x, w, b, stride=(2,), padding=(1,), dilation=(2,))
+    expected = Conv.apply(x, w, b, stride=(2,), padding=((1, 1),), dilation=(2,), groups=1)
     assert y.grad_fn.fn is Conv and y.grad_fn.stride == (2,) and y.grad_fn.dilation == (2,)
+    assert y.grad_fn.padding == ((1, 1),) and y.grad_fn.groups == 1
     np.testing.assert_array_equal(y.data, expected.data)
     x2, w2 = leaf((2, 3, 6, 7)), leaf((4, 3, 2, 3), 1)
     np.testing.assert_array_equal(F.conv2d(x2, w2, None, 1, (1, 0), [2, 1]).data,
-                                  Conv.apply(x2, w2, None, stride=(1, 1), padding=(1, 0), dilation=(2, 1)).data)
+                                  Conv.apply(x2, w2, None, stride=(1, 1), padding=((1, 1), (0, 0)), dilation=(2, 1),
+                                             groups=1).data)
     y2 = F.conv2d(x2, w2, stride=np.int64(2))
     assert y2.grad_fn.stride == (2, 2) and y2.shape == (2, 4, 3, 3)
 
@@ -36,8 +38,14 @@ def test_conv_defaults_are_pytorchs():
     x, w = leaf((1, 2, 5)), leaf((3, 2, 2), 1)
     y = F.conv1d(x, w)
     assert y.shape == (1, 3, 4)
-    assert (y.grad_fn.stride, y.grad_fn.padding, y.grad_fn.dilation) == ((1,), (0,), (1,))
+    assert (y.grad_fn.stride, y.grad_fn.padding, y.grad_fn.dilation, y.grad_fn.groups) == ((1,), ((0, 0),), (1,), 1)
     assert y.grad_fn.parents[2] is None      # bias=None
+
+
+def op_call(op, x, kernel, stride, padding):
+    """The pooling op itself: max with no dilation, average dividing by the whole kernel."""
+    extra = {"dilation": (1,) * len(kernel)} if op is MaxPool else {"divisor": int(np.prod(kernel))}
+    return op.apply(x, kernel=kernel, stride=stride, padding=padding, **extra)
 
 
 @pytest.mark.parametrize("fn, op", [(F.max_pool1d, MaxPool), (F.avg_pool1d, AvgPool)])
@@ -45,7 +53,7 @@ def test_pool_stride_defaults_to_the_kernel(fn, op):
     x = leaf((2, 2, 9))
     y = fn(x, 3)
     assert y.grad_fn.fn is op and y.shape == (2, 2, 3)
-    np.testing.assert_array_equal(y.data, op.apply(x, kernel=(3,), stride=(3,), padding=(0,)).data)
+    np.testing.assert_array_equal(y.data, op_call(op, x, (3,), (3,), ((0, 0),)).data)
     assert fn(x, 3, stride=1, padding=1).shape == (2, 2, 9)
 
 
@@ -53,7 +61,7 @@ def test_pool_stride_defaults_to_the_kernel(fn, op):
 def test_pool_2d_takes_ints_and_pairs(fn, op):
     x = leaf((1, 2, 6, 5))
     np.testing.assert_array_equal(fn(x, (3, 2), 1, (1, 0)).data,
-                                  op.apply(x, kernel=(3, 2), stride=(1, 1), padding=(1, 0)).data)
+                                  op_call(op, x, (3, 2), (1, 1), ((1, 1), (0, 0))).data)
     assert fn(x, 2).shape == (1, 2, 3, 2)
 
 
@@ -87,7 +95,7 @@ ERRORS = [
     ("conv1d-kernel-too-large", lambda: F.conv1d(X1, leaf((4, 3, 7))), ValueError,
      r"conv1d: kernel size \(7,\) \(dilation included\) can't be greater than the padded input size \(5,\)"),
     ("conv1d-dilated-kernel-too-large", lambda: F.conv1d(X1, W1, padding=0, dilation=3), ValueError,
-     r"kernel size \(7,\) .*padded input size \(5,\) \(input of shape \(2, 3, 5\), padding \(0,\)\)"),
+     r"kernel size \(7,\) .*padded input size \(5,\) \(input of shape \(2, 3, 5\), padding \(\(0, 0\),\)\)"),
     ("conv1d-kernel-zero", lambda: F.conv1d(X1, leaf((4, 3, 0))), ValueError,
      r"conv1d: kernel size must be >= 1, got weight of shape \(4, 3, 0\)"),
     ("conv1d-stride-zero", lambda: F.conv1d(X1, W1, stride=0), ValueError, r"conv1d: stride must be >= 1, got 0"),
@@ -107,6 +115,8 @@ ERRORS = [
      r"conv1d: input and bias must have the same dtype, got input float64 and bias float32"),
     ("conv1d-bias-shape", lambda: F.conv1d(X1, W1, leaf(3)), ValueError,
      r"conv1d: expected bias of shape \(4,\) for weight of shape \(4, 3, 3\), got \(3,\)"),
+    ("conv1d-integer-input", lambda: F.conv1d(mg.tensor(np.ones((2, 3, 5), np.int64)), mg.tensor(np.ones((4, 3, 3), np.int64))),
+     TypeError, r"conv1d expects a floating-point input, got dtype int64"),
     ("conv1d-input-array", lambda: F.conv1d(X1.data, W1), TypeError, r"conv1d expects a Tensor input, got ndarray"),
     ("conv1d-weight-list", lambda: F.conv1d(X1, [[[1.0]]]), TypeError, r"conv1d: weight must be a Tensor, got list"),
     # conv2d
