@@ -1,16 +1,21 @@
-"""Fused ops: batch norm and cross-entropy as single graph nodes with hand-written backward.
+"""Fused ops: one normalisation kernel (batch, group and layer norm) and cross-entropy, each a
+single graph node with a hand-written backward.
 
-Each computes in one node what a chain of primitives would (compare ``nn/batchnorm.py``,
-where ``batch_norm_composed`` sits next to ``batch_norm_fused``). Each saves intermediates
-(x - μ, softmax) for speed, so each overrides ``rebuild_saved``: for a differentiable backward
-(create_graph=True) it rebuilds them from the input with primitive ops, and the hand-written
-backward below then runs on Tensors. Its second derivative is thus the derivative of this very
-formula, not of a separate one; we chose that over a hand-written double backward because the
-formula stays the only place to read, and gradgradcheck tests it against finite differences.
+Each computes in one node what a chain of primitives would (compare ``nn/batchnorm.py`` and
+``nn/normalization.py``, where the composed and the fused forms sit side by side). Each saves
+intermediates (x - μ, softmax) for speed, so each overrides ``rebuild_saved``: for a
+differentiable backward (create_graph=True) it rebuilds them from the input with primitive ops,
+and the hand-written backward below then runs on Tensors. Its second derivative is thus the
+derivative of this very formula, not of a separate one; we chose that over a hand-written double
+backward because the formula stays the only place to read, and gradgradcheck tests it.
 """
+import functools
+import string
+
 import numpy as np
 
 from ..autograd.function import Function
+from .reduce import keep_shape
 
 
 def bn_axes(x):
@@ -24,94 +29,201 @@ def bn_param_shape(x):
     return (1, x.shape[1]) + (1,) * (x.ndim - 2)
 
 
-EINSUM_LETTERS = "nclhw"   # subscripts for einsum: n, c, then up to three spatial axes
+@functools.lru_cache(maxsize=None)
+def _dot_subscripts(ndim, axes):
+    letters = string.ascii_lowercase[:ndim]                  # "abc" for 3-D
+    kept = "".join(c for i, c in enumerate(letters) if i not in axes)
+    return f"{letters},{letters}->{kept}"                    # (0, 2) of 3-D: "abc,abc->b"
 
 
-def channel_dot(a, b):
-    """Σ a·b per channel: (N, C, ...) twice -> (C,).
+def group_dot(a, b, axes):
+    """Σ a·b over ``axes``: two arrays of one shape -> that shape without ``axes``
+    ((N, C, L) over (0, 2) -> (C,): one number per channel).
 
-    On arrays, one einsum pass with no (N, C, ...) temporary of products (on large inputs such a
-    temporary costs a page-faulting allocation); on Tensors (create_graph), primitive ops.
+    On arrays, one einsum pass with no temporary of products (on large inputs such a temporary
+    costs a page-faulting allocation); on Tensors (create_graph), primitive ops.
     """
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-        axes = EINSUM_LETTERS[:a.ndim]                       # "nc", "ncl", "nclh", ...
-        return np.einsum(f"{axes},{axes}->c", a, b)
-    return (a * b).sum(axis=bn_axes(a))
+        return np.einsum(_dot_subscripts(a.ndim, axes), a, b)
+    return (a * b).sum(axis=axes)
 
 
-class BatchNormFused(Function):
-    """y = γ · x̂ + β,  x̂ = (x - μ) · inv_std,  inv_std = 1 / sqrt(σ² + eps)   (training mode)
+class Normalize(Function):
+    """y = γ · x̂ + β,  x̂ = (x - μ) · inv_std,  inv_std = 1 / sqrt(σ² + eps)
 
-    μ, σ² are the batch mean and *biased* batch variance per channel, over N and every position.
-    x: (N, C), (N, C, L) or (N, C, H, W); weight γ, bias β: (C,) or None. forward returns
-    (y, μ (C,), σ² (C,)); μ and σ² leave as plain arrays for the running statistics.
+    The one normalisation kernel: batch, group and layer norm differ only in which values
+    share a mean μ and a *biased* variance σ² (a "group"), and in which axes γ, β repeat along:
+        view, axes    x is viewed (no copy) as ``view`` (None: as it is); each group reduces
+                      over ``axes`` of that
+        param_axes    the axes of x that γ and β (or None) are broadcast along; they hold one
+                      value per entry of the other axes (batch norm: (0, 2, ...), γ (C,))
+    BatchNormFused, GroupNormFused and LayerNormFused below only choose these. forward returns
+    (y, μ, σ², n): y shaped like x; μ and σ² per group, plain arrays shaped as the view without
+    ``axes`` ((C,) for batch norm); n the number of values in each group.
 
-    Speed: every line below that touches the whole (N, C, ...) array is one pass over memory,
-    so the op makes as few of them as it can. x̂ itself is never stored: forward computes
-    y = (x - μ) · (γ inv_std) + β from the centred x, and saves x - μ; backward needs x̂ only
-    rescaled per channel (x̂ = (x - μ) · inv_std), so it folds inv_std into (C,)-sized factors.
+    ``sum_ranks`` (for SyncBatchNorm): None (this process only), or a callable taking an array
+    and returning the elementwise sum of that array over all processes (same shape and dtype).
+    Then each group holds its values on every process: forward calls it on [Σx per group..., n]
+    (flat, the count last) and then on Σ(x - μ)² per group; backward, only if x needs a gradient,
+    on [Σ dx̂; Σ dx̂·(x - μ)] stacked as (2, groups) (for batch norm dx̂ stands for dy: Σ dy and
+    Σ dy·(x - μ)). dγ and dβ stay this process's own sums. Under create_graph backward and
+    ``rebuild_saved`` call it with Tensors, once per sum: it must then be differentiable.
+
+    Speed: every line that touches the whole array is one pass over memory, so the op makes as
+    few as it can. x̂ is never stored: it saves x - μ; for batch norm γ and inv_std are one
+    (C,)-sized factor, so forward is y = (x - μ) · (γ inv_std) + β.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, eps):
-        axes, shape = bn_axes(x), bn_param_shape(x)
-        n = x.size // x.shape[1]
-        mean = x.sum(axis=axes, keepdims=True) / n          # μ: (N, C, ...) -> (1, C, 1...)
-        x_mu = x - mean                                     # centred first: stable variance
-        var = channel_dot(x_mu, x_mu).reshape(shape) / n   # biased σ² = Σ (x - μ)² / n
-        inv_std = 1.0 / np.sqrt(var + eps)                  # biased σ² -> inv_std, (1, C, 1...)
-        scale = inv_std if weight is None else weight.reshape(shape) * inv_std   # γ inv_std
-        y = x_mu * scale                                    # γ x̂, with x̂ never in memory
+    def forward(ctx, x, weight, bias, eps, view, axes, param_axes, sum_ranks=None):
+        xv = x if view is None else x.reshape(view)         # a view of x, no copy
+        sums = xv.sum(axis=axes, keepdims=True)             # Σx per group, keepdims (1, C, 1...)
+        n = x.size // sums.size                             # values per group
+        if sum_ranks is not None:                           # every process's values: one call
+            total = sum_ranks(np.append(sums, n))           # (groups + 1,), the count last
+            sums, n = total[:-1].reshape(sums.shape), total[-1]
+        mean = sums / n                                     # μ, keepdims
+        x_mu = xv - mean                                    # centred first: stable variance
+        squares = group_dot(x_mu, x_mu, axes)               # Σ (x - μ)² per group, (groups...)
+        if sum_ranks is not None:
+            squares = sum_ranks(squares)
+        var = squares.reshape(mean.shape) / n               # biased σ², keepdims
+        inv_std = 1.0 / np.sqrt(var + eps)                  # keepdims
+        # batch norm: statistics and γ share their axes, one γ per group, so γ and inv_std
+        # fold into one small factor
+        per_group = view is None and axes == param_axes
+        view = xv.shape
+        param_shape = mean.shape if per_group else keep_shape(x.shape, param_axes)  # (1, C, 1...)
+        if per_group:
+            scale = inv_std if weight is None else weight.reshape(param_shape) * inv_std
+            y = x_mu * scale                                # γ x̂, with x̂ never in memory
+        else:                                               # γ varies inside a group
+            y = np.empty(x.shape, x_mu.dtype)               # x̂ in x's shape, written through
+            np.multiply(x_mu, inv_std, out=y.reshape(view))  # a view of it as the groups
+            if weight is not None:
+                y *= weight.reshape(param_shape)            # in place: γ x̂
         if bias is not None:
-            y += bias.reshape(shape)                        # in place: + β
+            y += bias.reshape(param_shape)                  # in place: + β
         ctx.save_for_backward(x_mu, inv_std, weight)
-        ctx.axes, ctx.n, ctx.eps = axes, n, eps
-        return y, mean.reshape(-1), var.reshape(-1)
+        ctx.shape, ctx.view, ctx.axes, ctx.param_axes, ctx.param_shape = x.shape, view, axes, param_axes, param_shape
+        ctx.n, ctx.eps, ctx.per_group, ctx.sum_ranks = n, eps, per_group, sum_ranks
+        return y, mean.reshape(squares.shape), var.reshape(squares.shape), int(n)
 
-    # Derivation (per channel; sums Σ run over the n = N·L (or N·H·W) values of that channel).
-    #   y = γ x̂ + β, so  dβ = Σ dy,  dγ = Σ dy·x̂,  and  dx̂ = γ dy.
+    # Derivation (per group; sums Σ run over the n values of a group, x̂ over them too).
+    #   y = γ x̂ + β, so  dβ = Σ dy,  dγ = Σ dy·x̂  (each summed where γ, β are broadcast),
+    #   and  dx̂ = γ dy.
     #   x̂ = (x - μ) inv_std depends on x directly and through μ and σ²:
     #     ∂μ/∂x_i = 1/n,   ∂σ²/∂x_i = 2 (x_i - μ) / n,   ∂inv_std/∂σ² = -inv_std³ / 2.
     #   dx_i = inv_std dx̂_i - inv_std/n Σ dx̂ - (x_i - μ) inv_std³ / n Σ dx̂·(x - μ)
     #        = inv_std/n · (n dx̂_i - Σ dx̂ - x̂_i Σ dx̂·x̂)               [x - μ = x̂ / inv_std]
-    #   With dx̂ = γ dy:  dx = (γ inv_std / n) · (n dy - Σ dy - x̂ Σ dy·x̂).
-    # The code keeps x - μ rather than x̂, so it uses Σ dy·x̂ = inv_std Σ dy·(x - μ) and
-    #   dx = γ inv_std · (dy - Σ dy / n - (x - μ) · k),   k = inv_std² Σ dy·(x - μ) / n,
-    # with the (C,)-sized factors computed first, so on arrays each pass over x is one in-place
+    # The code keeps x - μ rather than x̂, so it uses Σ dx̂·x̂ = inv_std Σ dx̂·(x - μ) and
+    #   dx = inv_std · (dx̂ - Σ dx̂ / n - (x - μ) · k),   k = inv_std² Σ dx̂·(x - μ) / n.
+    # Batch norm: γ is one number per group, so Σ dx̂ = γ Σ dy and Σ dx̂·(x - μ) = γ Σ dy·(x - μ);
+    #   γ leaves the sums and joins inv_std in one (C,)-sized factor, the sums are over dy, and
+    #   they are dβ and dγ / inv_std as they stand: dx = γ inv_std · (dy - Σ dy / n - (x - μ) · k).
+    # Group and layer norm: γ varies inside a group (per channel; per element), so dx̂ = γ dy is
+    #   formed first and dγ, dβ are sums of their own, over the axes γ is broadcast along.
+    # The (group-sized) factors come first, so on arrays each pass over x is one in-place
     # update; Tensors (create_graph) evaluate the same line out of place.
     @staticmethod
     def backward(ctx, grad_y):
         x_mu, inv_std, weight = ctx.saved_tensors
-        axes, n, shape = ctx.axes, ctx.n, inv_std.shape               # shape: (1, C, 1...)
-        sum_dy = grad_y.sum(axis=axes)                                # Σ dy         (C,)
-        sum_dy_xmu = channel_dot(grad_y, x_mu)                        # Σ dy·(x - μ) (C,)
-        grad_x = None
+        n, axes, param_shape, keep = ctx.n, ctx.axes, ctx.param_shape, inv_std.shape
+        if ctx.per_group:            # batch norm: the sums below are over dy, γ joins the scale
+            grad_xhat = grad_y
+            scale = inv_std if weight is None else weight.reshape(param_shape) * inv_std   # γ inv_std
+        else:
+            grad_xhat = grad_y if weight is None else grad_y * weight.reshape(param_shape)  # dx̂ = γ dy
+            grad_xhat, scale = grad_xhat.reshape(ctx.view), inv_std
+        sum_g = grad_xhat.sum(axis=axes)                               # Σ dx̂         (groups...)
+        sum_g_xmu = group_dot(grad_xhat, x_mu, axes)                   # Σ dx̂·(x - μ) (groups...)
+        grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            k = inv_std * inv_std * sum_dy_xmu.reshape(shape) / n     # (1, C, 1...)
-            mean_dy = sum_dy.reshape(shape) / n                       # Σ dy / n     (1, C, 1...)
-            scale = inv_std if weight is None else weight.reshape(shape) * inv_std   # γ inv_std
+            total_g, total_g_xmu = sum_g, sum_g_xmu
+            if ctx.sum_ranks is not None:                              # every process's values
+                if isinstance(sum_g, np.ndarray):
+                    total_g, total_g_xmu = ctx.sum_ranks(np.stack([sum_g, sum_g_xmu]))  # one call
+                else:
+                    total_g, total_g_xmu = ctx.sum_ranks(sum_g), ctx.sum_ranks(sum_g_xmu)
+            k = inv_std * inv_std * total_g_xmu.reshape(keep) / n     # keepdims
+            mean_g = total_g.reshape(keep) / n                         # Σ dx̂ / n     keepdims
             if isinstance(grad_y, np.ndarray):
-                grad_x = x_mu * -k          # fresh, so each update below is in place
-                grad_x += grad_y
-                grad_x -= mean_dy
-                grad_x *= scale
+                grad_x = np.empty(ctx.shape, x_mu.dtype)   # fresh, in x's shape (a reshaped
+                groups = grad_x.reshape(ctx.view)          # result would be a view the engine
+                np.multiply(x_mu, -k, out=groups)          # copies); each update is in place
+                groups += grad_xhat
+                groups -= mean_g
+                groups *= scale
             else:                           # Tensors: the same line, recorded out of place
-                grad_x = (grad_y - mean_dy - x_mu * k) * scale
-        # (C,) arrays of their own, not views, which the engine would copy before storing
-        grad_w = sum_dy_xmu * inv_std.reshape(-1) if ctx.needs_input_grad[1] else None  # Σ dy·x̂
-        grad_b = sum_dy if ctx.needs_input_grad[2] else None                            # Σ dy
+                grad_x = ((grad_xhat - mean_g - x_mu * k) * scale).reshape(ctx.shape)
+        if ctx.per_group:    # (C,) arrays of their own, not views, which the engine would copy
+            if ctx.needs_input_grad[1]:
+                grad_w = sum_g_xmu * inv_std.reshape(sum_g_xmu.shape)             # Σ dy·x̂
+            if ctx.needs_input_grad[2]:
+                grad_b = sum_g                                                     # Σ dy
+        else:                # sums of their own, over the axes γ, β are broadcast along
+            if ctx.needs_input_grad[1]:
+                x_hat = (x_mu * inv_std).reshape(ctx.shape)
+                grad_w = group_dot(grad_y, x_hat, ctx.param_axes)                  # Σ dy·x̂
+            if ctx.needs_input_grad[2]:
+                grad_b = grad_y.sum(axis=ctx.param_axes)                           # Σ dy
         return grad_x, grad_w, grad_b
 
     @staticmethod
     def rebuild_saved(ctx, saved):
-        """x - μ and inv_std rebuilt from x with primitive ops, so the backward above can be
-        differentiated; when x needs no gradient they are constants and kept as saved."""
+        """x - μ and inv_std rebuilt from x with primitive ops (and ``sum_ranks``), so the
+        backward above can be differentiated; when x needs no gradient they are constants."""
         x_mu, inv_std, weight = saved
         x = ctx.parents[0]
         if x is not None:
-            x_mu = x - x.mean(axis=ctx.axes, keepdims=True)
-            inv_std = ((x_mu * x_mu).mean(axis=ctx.axes, keepdims=True) + ctx.eps) ** -0.5
+            ranks = ctx.sum_ranks or (lambda t: t)
+            xv = x.reshape(ctx.view)
+            x_mu = xv - ranks(xv.sum(axis=ctx.axes, keepdims=True)) / ctx.n
+            inv_std = (ranks((x_mu * x_mu).sum(axis=ctx.axes, keepdims=True)) / ctx.n + ctx.eps) ** -0.5
         return x_mu, inv_std, weight
+
+
+class BatchNormFused(Normalize):
+    """Batch norm in training mode: μ, σ² per channel over N and every position, γ, β (C,).
+
+    x: (N, C), (N, C, L) or (N, C, H, W). forward(ctx, x, weight, bias, eps, sum_ranks=None)
+    returns (y, μ (C,), σ² (C,), n = N·L values per channel); see Normalize.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps, sum_ranks=None):
+        axes = bn_axes(x)                    # x as it is; γ, β repeat along the same axes
+        return Normalize.forward(ctx, x, weight, bias, eps, None, axes, axes, sum_ranks)
+
+
+class GroupNormFused(Normalize):
+    """Group norm: the C channels of each sample split into G groups of C/G; μ, σ² per (sample,
+    group) over its C/G channels and every position; γ, β (C,) per channel.
+
+    x: (N, C, *); forward(ctx, x, weight, bias, eps, num_groups) returns (y, μ (N, G), σ² (N, G),
+    n = C/G·L); see Normalize.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps, num_groups):
+        view = (x.shape[0], num_groups, x.size // (x.shape[0] * num_groups or 1))  # (N, G, C/G·L)
+        return Normalize.forward(ctx, x, weight, bias, eps, view, (2,), bn_axes(x))   # γ per channel
+
+
+class LayerNormFused(Normalize):
+    """Layer norm over the last ``ndim`` axes: μ, σ² per sample (per position of the leading
+    axes) over those axes; γ, β shaped like them, one per element.
+
+    x: (*, *normalized_shape); forward(ctx, x, weight, bias, eps, ndim) returns (y, μ (M,),
+    σ² (M,), n = K) with K the product of the normalised sizes and M = x.size / K; see Normalize.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps, ndim):
+        lead, normalized = x.shape[:x.ndim - ndim], x.shape[x.ndim - ndim:]
+        size = int(np.prod(normalized))
+        view = (x.size // size if size else 0, size)                            # (M, K)
+        return Normalize.forward(ctx, x, weight, bias, eps, view, (1,), tuple(range(len(lead))))
 
 
 class CrossEntropy(Function):
