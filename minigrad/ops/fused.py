@@ -37,12 +37,14 @@ def _dot_subscripts(ndim, axes):
 
 
 def group_dot(a, b, axes):
-    """Σ a·b over ``axes``: two arrays of one shape -> that shape without ``axes``
-    ((N, C, L) over (0, 2) -> (C,): one number per channel).
+    """Σ a·b over ``axes``: two arrays of one shape (or with size-1 axes that broadcast) -> that
+    shape without ``axes`` ((N, C, L) over (0, 2) -> (C,): one number per channel); no axes: a·b.
 
     On arrays, one einsum pass with no temporary of products (on large inputs such a temporary
     costs a page-faulting allocation); on Tensors (create_graph), primitive ops.
     """
+    if not axes:
+        return a * b
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
         return np.einsum(_dot_subscripts(a.ndim, axes), a, b)
     return (a * b).sum(axis=axes)
@@ -54,9 +56,8 @@ class Normalize(Function):
     The one normalisation kernel: batch, group and layer norm differ only in which values
     share a mean μ and a *biased* variance σ² (a "group"), and in which axes γ, β repeat along:
         view, axes    x is viewed (no copy) as ``view`` (None: as it is); each group reduces
-                      over ``axes`` of that
-        param_axes    the axes of x that γ and β (or None) are broadcast along; they hold one
-                      value per entry of the other axes (batch norm: (0, 2, ...), γ (C,))
+                      over ``axes`` of that view
+        param_axes    the axes of the view that γ and β (or None) are broadcast along
     BatchNormFused, GroupNormFused and LayerNormFused below only choose these. forward returns
     (y, μ, σ², n): y shaped like x; μ and σ² per group, plain arrays shaped as the view without
     ``axes`` ((C,) for batch norm); n the number of values in each group.
@@ -70,8 +71,8 @@ class Normalize(Function):
     ``rebuild_saved`` call it with Tensors, once per sum: it must then be differentiable.
 
     Speed: every line that touches the whole array is one pass over memory, so the op makes as
-    few as it can. x̂ is never stored: it saves x - μ; for batch norm γ and inv_std are one
-    (C,)-sized factor, so forward is y = (x - μ) · (γ inv_std) + β.
+    few as it can. x̂ is never stored: it saves x - μ, and forward is y = (x - μ) · (γ inv_std) + β
+    with γ inv_std one small factor for batch norm ((C,)) and group norm ((N, C)).
     """
 
     @staticmethod
@@ -89,25 +90,25 @@ class Normalize(Function):
             squares = sum_ranks(squares)
         var = squares.reshape(mean.shape) / n               # biased σ², keepdims
         inv_std = 1.0 / np.sqrt(var + eps)                  # keepdims
-        # batch norm: statistics and γ share their axes, one γ per group, so γ and inv_std
-        # fold into one small factor
+        # batch norm: x as it is, γ repeating along the statistics' own axes: one γ per group;
+        # else backward sums first over a group's axes along which γ is constant (``inner``)
         per_group = view is None and axes == param_axes
-        view = xv.shape
-        param_shape = mean.shape if per_group else keep_shape(x.shape, param_axes)  # (1, C, 1...)
-        if per_group:
-            scale = inv_std if weight is None else weight.reshape(param_shape) * inv_std
-            y = x_mu * scale                                # γ x̂, with x̂ never in memory
-        else:                                               # γ varies inside a group
-            y = np.empty(x.shape, x_mu.dtype)               # x̂ in x's shape, written through
-            np.multiply(x_mu, inv_std, out=y.reshape(view))  # a view of it as the groups
-            if weight is not None:
-                y *= weight.reshape(param_shape)            # in place: γ x̂
+        inner = None if per_group else tuple(a for a in axes if a in param_axes)
+        param_shape = mean.shape if per_group else keep_shape(xv.shape, param_axes)  # (1, C, 1...)
+        gamma = None if weight is None else weight.reshape(param_shape)     # γ in the view
+        if gamma is not None and inner == ():   # layer norm: γ varies along all of a group, so
+            y = x_mu * inv_std                  # γ inv_std would be as big as x: two passes
+            y *= gamma
+        else:                                   # γ inv_std: (C,) batch norm, (N, C) group norm
+            y = x_mu * (inv_std if gamma is None else gamma * inv_std)   # γ x̂, x̂ never in memory
         if bias is not None:
             y += bias.reshape(param_shape)                  # in place: + β
         ctx.save_for_backward(x_mu, inv_std, weight)
-        ctx.shape, ctx.view, ctx.axes, ctx.param_axes, ctx.param_shape = x.shape, view, axes, param_axes, param_shape
+        ctx.shape, ctx.view, ctx.axes, ctx.param_axes = x.shape, view, axes, param_axes
+        ctx.param_shape, ctx.vector, ctx.inner = param_shape, None if bias is None else bias.shape, inner
         ctx.n, ctx.eps, ctx.per_group, ctx.sum_ranks = n, eps, per_group, sum_ranks
-        return y, mean.reshape(squares.shape), var.reshape(squares.shape), int(n)
+        return (y if view is None else y.reshape(x.shape)), mean.reshape(squares.shape), \
+            var.reshape(squares.shape), int(n)
 
     # Derivation (per group; sums Σ run over the n values of a group, x̂ over them too).
     #   y = γ x̂ + β, so  dβ = Σ dy,  dγ = Σ dy·x̂  (each summed where γ, β are broadcast),
@@ -119,54 +120,58 @@ class Normalize(Function):
     # The code keeps x - μ rather than x̂, so it uses Σ dx̂·x̂ = inv_std Σ dx̂·(x - μ) and
     #   dx = inv_std · (dx̂ - Σ dx̂ / n - (x - μ) · k),   k = inv_std² Σ dx̂·(x - μ) / n.
     # Batch norm: γ is one number per group, so Σ dx̂ = γ Σ dy and Σ dx̂·(x - μ) = γ Σ dy·(x - μ);
-    #   γ leaves the sums and joins inv_std in one (C,)-sized factor, the sums are over dy, and
-    #   they are dβ and dγ / inv_std as they stand: dx = γ inv_std · (dy - Σ dy / n - (x - μ) · k).
-    # Group and layer norm: γ varies inside a group (per channel; per element), so dx̂ = γ dy is
-    #   formed first and dγ, dβ are sums of their own, over the axes γ is broadcast along.
-    # The (group-sized) factors come first, so on arrays each pass over x is one in-place
-    # update; Tensors (create_graph) evaluate the same line out of place.
+    #   γ leaves the sums, which are then dβ and dγ / inv_std as they stand, and
+    #   dx = γ inv_std · (dy - Σ dy / n - (x - μ) · k)   with k over dy: one (C,)-sized factor.
+    # Group and layer norm: γ varies inside a group (per channel; per element). Each sum is first
+    #   taken over the group's axes along which γ is constant (group norm: the positions; layer
+    #   norm: none), then weighted by γ (Σ dx̂ = Σ γ · Σ_positions dy) and summed over the rest;
+    #   the same partial sums, weighted by inv_std, summed where γ is broadcast, give dγ and dβ.
+    # The small factors come first, so on arrays each pass over x is one in-place update;
+    # Tensors (create_graph) evaluate the same line out of place.
     @staticmethod
     def backward(ctx, grad_y):
         x_mu, inv_std, weight = ctx.saved_tensors
-        n, axes, param_shape, keep = ctx.n, ctx.axes, ctx.param_shape, inv_std.shape
-        if ctx.per_group:            # batch norm: the sums below are over dy, γ joins the scale
-            grad_xhat = grad_y
-            scale = inv_std if weight is None else weight.reshape(param_shape) * inv_std   # γ inv_std
-        else:
-            grad_xhat = grad_y if weight is None else grad_y * weight.reshape(param_shape)  # dx̂ = γ dy
-            grad_xhat, scale = grad_xhat.reshape(ctx.view), inv_std
-        sum_g = grad_xhat.sum(axis=axes)                               # Σ dx̂         (groups...)
-        sum_g_xmu = group_dot(grad_xhat, x_mu, axes)                   # Σ dx̂·(x - μ) (groups...)
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            total_g, total_g_xmu = sum_g, sum_g_xmu
+        n, axes, keep, needs = ctx.n, ctx.axes, inv_std.shape, ctx.needs_input_grad
+        gamma = None if weight is None else weight.reshape(ctx.param_shape)   # γ in the view
+        grad_yv = grad_y if ctx.view is None else grad_y.reshape(ctx.view)    # dy in the view
+        if ctx.per_group:        # batch norm: the sums are over dy; (C,) arrays of their own
+            sum_g = grad_yv.sum(axis=axes)                                     # Σ dy          (C,)
+            sum_g_xmu = group_dot(grad_yv, x_mu, axes)                         # Σ dy·(x - μ)  (C,)
+            grad_w = sum_g_xmu * inv_std.reshape(sum_g_xmu.shape) if needs[1] else None   # Σ dy·x̂
+            grad_b = sum_g if needs[2] else None                                           # Σ dy
+        else:                    # group and layer norm: over the axes where γ is constant first
+            inner = ctx.inner
+            sum_dy = grad_yv.sum(axis=inner, keepdims=True) if inner else grad_yv         # Σ_inner dy
+            sum_dy_xmu = group_dot(grad_yv, x_mu, inner).reshape(sum_dy.shape)   # Σ_inner dy·(x - μ)
+            sum_g = sum_dy.sum(axis=axes) if gamma is None else group_dot(sum_dy, gamma, axes)  # Σ dx̂
+            sum_g_xmu = sum_dy_xmu.sum(axis=axes) if gamma is None else \
+                group_dot(sum_dy_xmu, gamma, axes)                                       # Σ dx̂·(x - μ)
+            grad_w = group_dot(sum_dy_xmu, inv_std, ctx.param_axes).reshape(weight.shape) \
+                if needs[1] else None                                                      # Σ dy·x̂
+            grad_b = sum_dy.sum(axis=ctx.param_axes).reshape(ctx.vector) if needs[2] else None  # Σ dy
+        grad_x = None
+        if needs[0]:
             if ctx.sum_ranks is not None:                              # every process's values
                 if isinstance(sum_g, np.ndarray):
-                    total_g, total_g_xmu = ctx.sum_ranks(np.stack([sum_g, sum_g_xmu]))  # one call
+                    sum_g, sum_g_xmu = ctx.sum_ranks(np.stack([sum_g, sum_g_xmu]))  # one call
                 else:
-                    total_g, total_g_xmu = ctx.sum_ranks(sum_g), ctx.sum_ranks(sum_g_xmu)
-            k = inv_std * inv_std * total_g_xmu.reshape(keep) / n     # keepdims
-            mean_g = total_g.reshape(keep) / n                         # Σ dx̂ / n     keepdims
+                    sum_g, sum_g_xmu = ctx.sum_ranks(sum_g), ctx.sum_ranks(sum_g_xmu)
+            k = inv_std * inv_std * sum_g_xmu.reshape(keep) / n       # keepdims
+            mean_g = sum_g.reshape(keep) / n                           # keepdims
+            if ctx.per_group:      # (dy - Σ dy / n - (x - μ) k) · γ inv_std, one (C,) factor
+                grad_xhat, scale = grad_yv, inv_std if gamma is None else gamma * inv_std
+            else:                  # (dx̂ - Σ dx̂ / n - (x - μ) k) · inv_std
+                grad_xhat, scale = grad_yv if gamma is None else grad_yv * gamma, inv_std
             if isinstance(grad_y, np.ndarray):
-                grad_x = np.empty(ctx.shape, x_mu.dtype)   # fresh, in x's shape (a reshaped
-                groups = grad_x.reshape(ctx.view)          # result would be a view the engine
-                np.multiply(x_mu, -k, out=groups)          # copies); each update is in place
-                groups += grad_xhat
+                grad_x = np.empty(ctx.shape, x_mu.dtype)   # fresh, in x's shape (a reshaped result
+                groups = grad_x if ctx.view is None else grad_x.reshape(ctx.view)   # is a view,
+                np.multiply(x_mu, -k, out=groups)          # which the engine would copy); each
+                groups += grad_xhat                        # update below is in place
                 groups -= mean_g
                 groups *= scale
             else:                           # Tensors: the same line, recorded out of place
-                grad_x = ((grad_xhat - mean_g - x_mu * k) * scale).reshape(ctx.shape)
-        if ctx.per_group:    # (C,) arrays of their own, not views, which the engine would copy
-            if ctx.needs_input_grad[1]:
-                grad_w = sum_g_xmu * inv_std.reshape(sum_g_xmu.shape)             # Σ dy·x̂
-            if ctx.needs_input_grad[2]:
-                grad_b = sum_g                                                     # Σ dy
-        else:                # sums of their own, over the axes γ, β are broadcast along
-            if ctx.needs_input_grad[1]:
-                x_hat = (x_mu * inv_std).reshape(ctx.shape)
-                grad_w = group_dot(grad_y, x_hat, ctx.param_axes)                  # Σ dy·x̂
-            if ctx.needs_input_grad[2]:
-                grad_b = grad_y.sum(axis=ctx.param_axes)                           # Σ dy
+                grad_x = (grad_xhat - mean_g - x_mu * k) * scale
+                grad_x = grad_x if ctx.view is None else grad_x.reshape(ctx.shape)
         return grad_x, grad_w, grad_b
 
     @staticmethod
@@ -177,7 +182,7 @@ class Normalize(Function):
         x = ctx.parents[0]
         if x is not None:
             ranks = ctx.sum_ranks or (lambda t: t)
-            xv = x.reshape(ctx.view)
+            xv = x if ctx.view is None else x.reshape(ctx.view)
             x_mu = xv - ranks(xv.sum(axis=ctx.axes, keepdims=True)) / ctx.n
             inv_std = (ranks((x_mu * x_mu).sum(axis=ctx.axes, keepdims=True)) / ctx.n + ctx.eps) ** -0.5
         return x_mu, inv_std, weight
@@ -201,13 +206,14 @@ class GroupNormFused(Normalize):
     group) over its C/G channels and every position; γ, β (C,) per channel.
 
     x: (N, C, *); forward(ctx, x, weight, bias, eps, num_groups) returns (y, μ (N, G), σ² (N, G),
-    n = C/G·L); see Normalize.
+    n = C/G·L values per group, L the number of positions); see Normalize.
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps, num_groups):
-        view = (x.shape[0], num_groups, x.size // (x.shape[0] * num_groups or 1))  # (N, G, C/G·L)
-        return Normalize.forward(ctx, x, weight, bias, eps, view, (2,), bn_axes(x))   # γ per channel
+        n, channels = x.shape[:2]
+        view = (n, num_groups, channels // num_groups, x.size // max(n * channels, 1))   # (N, G, C/G, L)
+        return Normalize.forward(ctx, x, weight, bias, eps, view, (2, 3), (0, 3))  # γ (1, G, C/G, 1)
 
 
 class LayerNormFused(Normalize):
@@ -220,10 +226,9 @@ class LayerNormFused(Normalize):
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps, ndim):
-        lead, normalized = x.shape[:x.ndim - ndim], x.shape[x.ndim - ndim:]
-        size = int(np.prod(normalized))
+        size = int(np.prod(x.shape[x.ndim - ndim:]))
         view = (x.size // size if size else 0, size)                            # (M, K)
-        return Normalize.forward(ctx, x, weight, bias, eps, view, (1,), tuple(range(len(lead))))
+        return Normalize.forward(ctx, x, weight, bias, eps, view, (1,), (0,))     # γ (1, K)
 
 
 class CrossEntropy(Function):
