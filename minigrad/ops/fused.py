@@ -81,7 +81,7 @@ class Normalize(Function):
         sums = xv.sum(axis=axes, keepdims=True)             # Σx per group, keepdims (1, C, 1...)
         n = x.size // sums.size                             # values per group
         if sum_ranks is not None:                           # every process's values: one call
-            total = sum_ranks(np.append(sums, n))           # (groups + 1,), the count last
+            total = sum_ranks(np.append(sums, sums.dtype.type(n)))   # (groups + 1,), n last
             sums, n = total[:-1].reshape(sums.shape), total[-1]
         mean = sums / n                                     # μ, keepdims
         x_mu = xv - mean                                    # centred first: stable variance

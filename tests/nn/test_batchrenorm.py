@@ -118,12 +118,12 @@ def test_training_output_is_the_paper_s_formula(bounds, fused):
     np.testing.assert_allclose(step(m, x0, g)[0], expected, rtol=1e-12, atol=1e-12)
 
 
-def clipped_somewhere():
+def clipped_somewhere(shape=(7, C, 3)):
     """Batch, γ, β and running statistics with r clipped in one channel, d clipped in another,
     and the third channel unclipped: every branch of clip takes part. Bounds (2, 0.5)."""
-    x0, g = batch((7, C, 3), seed=5)
+    x0, g = batch(shape, seed=5)
     rng = np.random.default_rng(6)
-    mean, var = x0.mean(axis=(0, 2)), x0.var(axis=(0, 2))
+    mean, var = x0.mean(axis=axes(len(shape))), x0.var(axis=axes(len(shape)))
     running_mean = mean - np.sqrt(var) * np.array([0.1, 2.0, -0.2])   # d: in, clipped, in
     running_var = var * np.array([9.0, 1.1, 0.8])                     # r: clipped (1/3 < 1/2), in, in
     return x0, g, rng.uniform(0.5, 2.0, C), rng.standard_normal(C), running_mean, running_var, (2.0, 0.5)
@@ -187,8 +187,9 @@ def test_gradcheck_of_gamma_and_beta_anywhere(form):
     assert mg.gradcheck(f, [mg.tensor(w0, requires_grad=True), mg.tensor(b0, requires_grad=True)])
 
 
-def test_fused_and_composed_agree():
-    x0, g, w0, b0, running_mean, running_var, bounds = clipped_somewhere()
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+def test_fused_and_composed_agree(shape):
+    x0, g, w0, b0, running_mean, running_var, bounds = clipped_somewhere(shape)
     out = {}
     for form, fn in FORMS.items():
         x, w, b = (mg.tensor(a, requires_grad=True) for a in (x0, w0, b0))

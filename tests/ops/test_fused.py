@@ -170,13 +170,16 @@ def run_ranks(size, work):
         raise errors[0]
 
 
-@pytest.mark.parametrize("sizes", [(3, 5), (4, 4), (1, 2, 4)], ids=["unequal", "equal", "three"])
-def test_sum_ranks_makes_the_ranks_one_batch(sizes):
+@pytest.mark.parametrize("sizes, dtype", [((3, 5), np.float64), ((4, 4), np.float64), ((1, 2, 4), np.float64),
+                                         ((3, 5), np.float32)], ids=["unequal", "equal", "three", "float32"])
+def test_sum_ranks_makes_the_ranks_one_batch(sizes, dtype):
     """Each rank normalises its rows with the statistics of every rank's rows: its y and dx
     are those of batch norm on the whole batch; dγ, dβ stay its own, summing to the whole's."""
     rng = np.random.default_rng(1)
     x0 = 2 + 3 * rng.standard_normal((sum(sizes), 4, 3))
     g0, w0, b0 = rng.standard_normal(x0.shape), rng.uniform(0.5, 2, 4), rng.standard_normal(4)
+    x0, g0, w0, b0 = (a.astype(dtype) for a in (x0, g0, w0, b0))
+    tol = 1e-10 if dtype == np.float64 else 1e-5
     whole = [mg.tensor(a, requires_grad=True) for a in (x0, w0, b0)]
     y, mean, var, n = BatchNormFused.apply(*whole, 1e-5)
     y.backward(g0)
@@ -191,18 +194,19 @@ def test_sum_ranks_makes_the_ranks_one_batch(sizes):
     run_ranks(len(sizes), rank)
 
     for r, ((y_r, mean_r, var_r, n_r), (dx, dw, db)) in enumerate(results):
-        np.testing.assert_allclose(y_r.data, y.data[rows[r]], rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(dx, whole[0].grad[rows[r]], rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(mean_r, mean, rtol=1e-12)
-        np.testing.assert_allclose(var_r, var, rtol=1e-12)
+        assert y_r.dtype == dx.dtype == mean_r.dtype == var_r.dtype == dw.dtype == dtype
+        np.testing.assert_allclose(y_r.data, y.data[rows[r]], rtol=tol, atol=tol)
+        np.testing.assert_allclose(dx, whole[0].grad[rows[r]], rtol=tol, atol=tol)
+        np.testing.assert_allclose(mean_r, mean, rtol=tol)
+        np.testing.assert_allclose(var_r, var, rtol=tol)
         assert n_r == n == 3 * sum(sizes)
         x_hat = (x0[rows[r]] - mean.reshape(1, -1, 1)) / np.sqrt(var.reshape(1, -1, 1) + 1e-5)
-        np.testing.assert_allclose(dw, (g0[rows[r]] * x_hat).sum(axis=(0, 2)), rtol=1e-10)   # this rank's
-        np.testing.assert_allclose(db, g0[rows[r]].sum(axis=(0, 2)), rtol=1e-10)
+        np.testing.assert_allclose(dw, (g0[rows[r]] * x_hat).sum(axis=(0, 2)), rtol=tol, atol=tol)  # its own
+        np.testing.assert_allclose(db, g0[rows[r]].sum(axis=(0, 2)), rtol=tol, atol=tol)
         # the contract: forward [Σx..., n] then Σ(x - μ)²; backward [Σdy; Σdy·(x - μ)]
         assert comm.calls[r] == [("ndarray", (5,)), ("ndarray", (4,)), ("ndarray", (2, 4))]
-    np.testing.assert_allclose(sum(res[1][1] for res in results), whole[1].grad, rtol=1e-10)
-    np.testing.assert_allclose(sum(res[1][2] for res in results), whole[2].grad, rtol=1e-10)
+    np.testing.assert_allclose(sum(res[1][1] for res in results), whole[1].grad, rtol=tol, atol=tol)
+    np.testing.assert_allclose(sum(res[1][2] for res in results), whole[2].grad, rtol=tol, atol=tol)
 
 
 def test_sum_ranks_is_not_called_in_backward_when_x_needs_no_gradient():
