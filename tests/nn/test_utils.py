@@ -298,10 +298,12 @@ def test_batch_renorm_schedule_options_and_errors():
                                        d_max_step=10) == (1.5, 1.0)
     assert utils.batch_renorm_schedule(layer, 9, warmup=10, r_max_step=10, d_max_step=10) == (1.0, 0.0)
     assert utils.batch_renorm_schedule(layer, 10, warmup=10, r_max_step=10, d_max_step=10) == (3.0, 5.0)
+    assert utils.batch_renorm_schedule(layer, 1, warmup=0, r_max_step=4, d_max_step=2) == (1.5, 2.5)
     for kwargs, match in (({"step": -1}, "step must be an int >= 0"), ({"step": 1.5}, "step must be an int"),
                           ({"step": 0, "r_max": 0.5}, "final bounds must be r_max >= 1 and d_max >= 0"),
                           ({"step": 0, "d_max": -1.0}, "final bounds"),
-                          ({"step": 0, "warmup": 30000}, r"no later than it ends \(r_max_step=40000, d_max_step=25000\)")):
+                          ({"step": 0, "warmup": 30000}, r"no later than it ends \(r_max_step=40000, d_max_step=25000\)"),
+                          ({"step": 0, "warmup": -1}, r"the ramp must start \(warmup=-1\) at 0 or later")):
         with pytest.raises(ValueError, match=match):
             utils.batch_renorm_schedule(layer, **kwargs)
     with pytest.raises(ValueError, match="Sequential has no BatchRenorm layer"):
