@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import modes
 from .batchnorm import BatchNorm1d, _BatchNorm
-from .batchrenorm import BatchRenorm1d, _BatchRenorm
+from .batchrenorm import BatchRenorm1d, BatchRenorm2d, _BatchRenorm
 from .layers import Linear
 from .module import Parameter, Sequential
 from .normalization import GroupNorm, LayerNorm
@@ -76,7 +76,6 @@ def _foldable():
     """Which layers fold into which: {layer class: the BN classes that may follow it}."""
     from .conv import Conv1d, Conv2d   # here: conv.py builds on this package's modules
     from .batchnorm import BatchNorm2d
-    from .batchrenorm import BatchRenorm2d
     return {Linear: (BatchNorm1d, BatchRenorm1d), Conv1d: (BatchNorm1d, BatchRenorm1d),
             Conv2d: (BatchNorm2d, BatchRenorm2d)}
 
