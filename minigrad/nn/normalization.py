@@ -26,7 +26,7 @@ from .module import Module, Parameter
 def group_norm_composed(x, num_groups, weight=None, bias=None, eps=1e-5):
     """Group norm from primitive ops; see group_norm_fused."""
     n = x.shape[0]
-    groups = x.reshape(n, num_groups, x.size // max(n * num_groups, 1))   # (N, C, *) -> (N, G, C/G·L)
+    groups = x.reshape(n, num_groups, x.size // (n * num_groups))   # (N, C, *) -> (N, G, C/G·L)
     mean = groups.mean(axis=2, keepdims=True)              # (N, G, 1)
     centred = groups - mean                                # centre first: stable variance
     var = (centred * centred).mean(axis=2, keepdims=True)  # biased σ², (N, G, 1)
@@ -138,6 +138,8 @@ def normalized_tuple(normalized_shape, op):
 def _check_input(x, op):
     if not isinstance(x, Tensor):
         raise TypeError(f"{op} expects a Tensor input, got {type(x).__name__}")
+    if x.size == 0:      # PyTorch returns an empty result; we refuse rather than divide by 0
+        raise ValueError(f"{op}: expected a non-empty input, got shape {x.shape}")
 
 
 def _check_param(t, shape, name, x, op):

@@ -212,7 +212,7 @@ class GroupNormFused(Normalize):
     @staticmethod
     def forward(ctx, x, weight, bias, eps, num_groups):
         n, channels = x.shape[:2]
-        view = (n, num_groups, channels // num_groups, x.size // max(n * channels, 1))   # (N, G, C/G, L)
+        view = (n, num_groups, channels // num_groups, x.size // (n * channels))   # (N, G, C/G, L)
         return Normalize.forward(ctx, x, weight, bias, eps, view, (2, 3), (0, 3))  # γ (1, G, C/G, 1)
 
 
@@ -227,7 +227,7 @@ class LayerNormFused(Normalize):
     @staticmethod
     def forward(ctx, x, weight, bias, eps, ndim):
         size = int(np.prod(x.shape[x.ndim - ndim:]))
-        view = (x.size // size if size else 0, size)                            # (M, K)
+        view = (x.size // size, size)                                           # (M, K)
         return Normalize.forward(ctx, x, weight, bias, eps, view, (1,), (0,))     # γ (1, K)
 
 

@@ -319,6 +319,8 @@ def test_group_norm_input_errors():
         F.group_norm(x, 3, mg.tensor(np.ones(C, np.float32)))
     with pytest.raises(TypeError, match="weight must be a Tensor or None, got ndarray"):
         F.group_norm(x, 3, np.ones(C))
+    with pytest.raises(ValueError, match=r"group_norm: expected a non-empty input, got shape \(0, 6, 5\)"):
+        F.group_norm(mg.tensor(np.ones((0, C, 5))), 3)
     with pytest.raises(TypeError, match="group_norm expects a Tensor input, got ndarray"):
         F.group_norm(np.ones((2, C)), 3)
     with pytest.raises(TypeError, match="num_groups must be a positive int"):
@@ -345,5 +347,7 @@ def test_layer_norm_input_errors():
         nn.LayerNorm(5)(x)
     with pytest.raises(ValueError, match="normalized_shape must be a positive int"):
         F.layer_norm(x, ())
+    with pytest.raises(ValueError, match=r"layer_norm: expected a non-empty input, got shape \(0, 5\)"):
+        F.layer_norm(mg.tensor(np.ones((0, 5))), 5)
     with pytest.raises(TypeError, match="layer_norm expects a Tensor input, got list"):
         F.layer_norm([1.0, 2.0], 2)
