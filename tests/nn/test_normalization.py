@@ -351,3 +351,20 @@ def test_layer_norm_input_errors():
         F.layer_norm(mg.tensor(np.ones((0, 5))), 5)
     with pytest.raises(TypeError, match="layer_norm expects a Tensor input, got list"):
         F.layer_norm([1.0, 2.0], 2)
+
+
+def test_defaults_are_torch_s_and_fused():
+    """The pure functions: one signature per pair, eps 1e-5; the functional forms and the layers
+    are fused unless told (one node), and their repr shows every default."""
+    for fused, composed in (PAIRS["group"][:2], PAIRS["layer"][:2]):
+        assert inspect.signature(fused) == inspect.signature(composed)
+        assert inspect.signature(fused).parameters["eps"].default == 1e-5
+    x0, _ = arrays((4, C, 3), seed=12)
+    for kind, fn, arg in (("group", F.group_norm, 2), ("layer", F.layer_norm, (C, 3))):
+        for form in PAIRS[kind][:2]:
+            x = mg.tensor(x0)
+            np.testing.assert_array_equal(form(x, arg).data, form(x, arg, None, None, 1e-5).data)
+        y = fn(mg.tensor(x0, requires_grad=True), arg)
+        assert [ctx.fn for ctx in mg.graph.nodes(y)] == [PAIRS[kind][2]]
+    assert repr(nn.LayerNorm(4)) == "LayerNorm((4,), eps=1e-05, elementwise_affine=True, bias=True, fused=True)"
+    assert repr(nn.GroupNorm(2, 4)) == "GroupNorm(2, 4, eps=1e-05, affine=True, bias=True, fused=True)"
