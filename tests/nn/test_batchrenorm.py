@@ -307,7 +307,28 @@ def test_layer_errors_are_batch_norm_s_and_change_nothing():
         nn.BatchRenorm2d(C)(mg.tensor(np.ones((4, C), np.float32)))
 
 
-def test_functional_batch_renorm_needs_running_statistics():
+@pytest.mark.parametrize("missing", ["both", "mean", "var"])
+def test_functional_batch_renorm_needs_running_statistics(missing):
     from minigrad.nn.batchrenorm import batch_renorm
+    mean = None if missing in ("both", "mean") else np.zeros(C)
+    var = None if missing in ("both", "var") else np.ones(C)
     with pytest.raises(ValueError, match="running_mean and running_var are required"):
-        batch_renorm(mg.tensor(np.ones((4, C))), None, None, None, None, 1.0, 0.0)
+        batch_renorm(mg.tensor(np.ones((4, C))), mean, var, None, None, 1.0, 0.0)
+
+
+def test_functional_defaults():
+    """The pure functions share a signature and eps 1e-5; batch_renorm's momentum 0.1, fused."""
+    import inspect
+    from minigrad.nn.batchrenorm import batch_renorm
+    assert inspect.signature(batch_renorm_fused) == inspect.signature(batch_renorm_composed)
+    x0, _, w0, b0, running_mean, running_var, bounds = clipped_somewhere()
+    x, w, b = (mg.tensor(a) for a in (x0, w0, b0))
+    for fn in FORMS.values():
+        np.testing.assert_array_equal(fn(x, w, b, running_mean, running_var, *bounds)[0].data,
+                                      fn(x, w, b, running_mean, running_var, *bounds, 1e-5)[0].data)
+    mean, var = running_mean.copy(), running_var.copy()
+    y = batch_renorm(mg.tensor(x0, requires_grad=True), mean, var, w, b, *bounds)
+    assert [ctx.fn for ctx in mg.graph.nodes(y)][-1] is BatchNormFused
+    np.testing.assert_array_equal(y.data, batch_renorm_fused(x, w, b, running_mean, running_var, *bounds)[0].data)
+    np.testing.assert_allclose(mean, 0.9 * running_mean + 0.1 * x0.mean(axis=(0, 2)), rtol=1e-13)
+    np.testing.assert_allclose(var, 0.9 * running_var + 0.1 * x0.var(axis=(0, 2), ddof=1), rtol=1e-13)
