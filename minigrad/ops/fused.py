@@ -104,9 +104,9 @@ class Normalize(Function):
         if bias is not None:
             y += bias.reshape(param_shape)                  # in place: + β
         ctx.save_for_backward(x_mu, inv_std, weight)
-        ctx.shape, ctx.view, ctx.axes, ctx.param_axes = x.shape, view, axes, param_axes
-        ctx.param_shape, ctx.vector, ctx.inner = param_shape, None if bias is None else bias.shape, inner
-        ctx.n, ctx.eps, ctx.per_group, ctx.sum_ranks = n, eps, per_group, sum_ranks
+        ctx.layout = (x.shape, view, axes, param_axes, param_shape, inner,   # inner None: batch norm
+                      None if bias is None else bias.shape)
+        ctx.n, ctx.eps, ctx.sum_ranks = n, eps, sum_ranks
         return (y if view is None else y.reshape(x.shape)), mean.reshape(squares.shape), \
             var.reshape(squares.shape), int(n)
 
@@ -131,24 +131,24 @@ class Normalize(Function):
     @staticmethod
     def backward(ctx, grad_y):
         x_mu, inv_std, weight = ctx.saved_tensors
-        n, axes, keep, needs = ctx.n, ctx.axes, inv_std.shape, ctx.needs_input_grad
-        gamma = None if weight is None else weight.reshape(ctx.param_shape)   # γ in the view
-        grad_yv = grad_y if ctx.view is None else grad_y.reshape(ctx.view)    # dy in the view
-        if ctx.per_group:        # batch norm: the sums are over dy; (C,) arrays of their own
+        shape, view, axes, param_axes, param_shape, inner, bias_shape = ctx.layout
+        n, keep, needs = ctx.n, inv_std.shape, ctx.needs_input_grad
+        gamma = None if weight is None else weight.reshape(param_shape)       # γ in the view
+        grad_yv = grad_y if view is None else grad_y.reshape(view)            # dy in the view
+        if inner is None:        # batch norm: the sums are over dy; (C,) arrays of their own
             sum_g = grad_yv.sum(axis=axes)                                     # Σ dy          (C,)
             sum_g_xmu = group_dot(grad_yv, x_mu, axes)                         # Σ dy·(x - μ)  (C,)
             grad_w = sum_g_xmu * inv_std.reshape(sum_g_xmu.shape) if needs[1] else None   # Σ dy·x̂
             grad_b = sum_g if needs[2] else None                                           # Σ dy
         else:                    # group and layer norm: over the axes where γ is constant first
-            inner = ctx.inner
             sum_dy = grad_yv.sum(axis=inner, keepdims=True) if inner else grad_yv         # Σ_inner dy
             sum_dy_xmu = group_dot(grad_yv, x_mu, inner).reshape(sum_dy.shape)   # Σ_inner dy·(x - μ)
             sum_g = sum_dy.sum(axis=axes) if gamma is None else group_dot(sum_dy, gamma, axes)  # Σ dx̂
             sum_g_xmu = sum_dy_xmu.sum(axis=axes) if gamma is None else \
                 group_dot(sum_dy_xmu, gamma, axes)                                       # Σ dx̂·(x - μ)
-            grad_w = group_dot(sum_dy_xmu, inv_std, ctx.param_axes).reshape(weight.shape) \
+            grad_w = group_dot(sum_dy_xmu, inv_std, param_axes).reshape(weight.shape) \
                 if needs[1] else None                                                      # Σ dy·x̂
-            grad_b = sum_dy.sum(axis=ctx.param_axes).reshape(ctx.vector) if needs[2] else None  # Σ dy
+            grad_b = sum_dy.sum(axis=param_axes).reshape(bias_shape) if needs[2] else None   # Σ dy
         grad_x = None
         if needs[0]:
             if ctx.sum_ranks is not None:                              # every process's values
@@ -158,20 +158,20 @@ class Normalize(Function):
                     sum_g, sum_g_xmu = ctx.sum_ranks(sum_g), ctx.sum_ranks(sum_g_xmu)
             k = inv_std * inv_std * sum_g_xmu.reshape(keep) / n       # keepdims
             mean_g = sum_g.reshape(keep) / n                           # keepdims
-            if ctx.per_group:      # (dy - Σ dy / n - (x - μ) k) · γ inv_std, one (C,) factor
+            if inner is None:      # (dy - Σ dy / n - (x - μ) k) · γ inv_std, one (C,) factor
                 grad_xhat, scale = grad_yv, inv_std if gamma is None else gamma * inv_std
             else:                  # (dx̂ - Σ dx̂ / n - (x - μ) k) · inv_std
                 grad_xhat, scale = grad_yv if gamma is None else grad_yv * gamma, inv_std
             if isinstance(grad_y, np.ndarray):
-                grad_x = np.empty(ctx.shape, x_mu.dtype)   # fresh, in x's shape (a reshaped result
-                groups = grad_x if ctx.view is None else grad_x.reshape(ctx.view)   # is a view,
+                grad_x = np.empty(shape, x_mu.dtype)       # fresh, in x's shape (a reshaped result
+                groups = grad_x if view is None else grad_x.reshape(view)   # is a view,
                 np.multiply(x_mu, -k, out=groups)          # which the engine would copy); each
                 groups += grad_xhat                        # update below is in place
                 groups -= mean_g
                 groups *= scale
             else:                           # Tensors: the same line, recorded out of place
                 grad_x = (grad_xhat - mean_g - x_mu * k) * scale
-                grad_x = grad_x if ctx.view is None else grad_x.reshape(ctx.shape)
+                grad_x = grad_x if view is None else grad_x.reshape(shape)
         return grad_x, grad_w, grad_b
 
     @staticmethod
@@ -181,10 +181,11 @@ class Normalize(Function):
         x_mu, inv_std, weight = saved
         x = ctx.parents[0]
         if x is not None:
+            _, view, axes, *_ = ctx.layout
             ranks = ctx.sum_ranks or (lambda t: t)
-            xv = x if ctx.view is None else x.reshape(ctx.view)
-            x_mu = xv - ranks(xv.sum(axis=ctx.axes, keepdims=True)) / ctx.n
-            inv_std = (ranks((x_mu * x_mu).sum(axis=ctx.axes, keepdims=True)) / ctx.n + ctx.eps) ** -0.5
+            xv = x if view is None else x.reshape(view)
+            x_mu = xv - ranks(xv.sum(axis=axes, keepdims=True)) / ctx.n
+            inv_std = (ranks((x_mu * x_mu).sum(axis=axes, keepdims=True)) / ctx.n + ctx.eps) ** -0.5
         return x_mu, inv_std, weight
 
 
