@@ -91,13 +91,14 @@ class Normalize(Function):
         var = squares.reshape(mean.shape) / n               # biased σ², keepdims
         inv_std = 1.0 / np.sqrt(var + eps)                  # keepdims
         # batch norm: x as it is, γ repeating along the statistics' own axes: one γ per group;
-        # else backward sums first over a group's axes along which γ is constant (``inner``)
+        # else backward sums first over a group's axes along which γ is constant (``inner``;
+        # group norm: the positions, when there are several; layer norm: none)
         per_group = view is None and axes == param_axes
-        inner = None if per_group else tuple(a for a in axes if a in param_axes)
+        inner = None if per_group else tuple(a for a in axes if a in param_axes and xv.shape[a] > 1)
         param_shape = mean.shape if per_group else keep_shape(xv.shape, param_axes)  # (1, C, 1...)
         gamma = None if weight is None else weight.reshape(param_shape)     # γ in the view
-        if gamma is not None and inner == ():   # layer norm: γ varies along all of a group, so
-            y = x_mu * inv_std                  # γ inv_std would be as big as x: two passes
+        if gamma is not None and inner == ():   # γ varies along all of a group, so γ inv_std
+            y = x_mu * inv_std                  # would be as big as x: two passes
             y *= gamma
         else:                                   # γ inv_std: (C,) batch norm, (N, C) group norm
             y = x_mu * (inv_std if gamma is None else gamma * inv_std)   # γ x̂, x̂ never in memory
