@@ -299,6 +299,7 @@ def test_batch_renorm_schedule_options_and_errors():
     assert utils.batch_renorm_schedule(layer, 9, warmup=10, r_max_step=10, d_max_step=10) == (1.0, 0.0)
     assert utils.batch_renorm_schedule(layer, 10, warmup=10, r_max_step=10, d_max_step=10) == (3.0, 5.0)
     assert utils.batch_renorm_schedule(layer, 1, warmup=0, r_max_step=4, d_max_step=2) == (1.5, 2.5)
+    assert utils.batch_renorm_schedule(layer, 10**6, r_max=1, d_max=0) == (1.0, 0.0)   # the edges: BN
     for kwargs, match in (({"step": -1}, "step must be an int >= 0"), ({"step": 1.5}, "step must be an int"),
                           ({"step": 0, "r_max": 0.5}, "final bounds must be r_max >= 1 and d_max >= 0"),
                           ({"step": 0, "d_max": -1.0}, "final bounds"),
