@@ -1,10 +1,13 @@
-"""Compare the fused and the composed batch norm: gradients, numerics and cost, side by side.
+"""Compare the fused and the composed batch norm: gradients, numerics and cost, side by side;
+then BatchRenorm, GroupNorm and LayerNorm the same way (agreement, nodes, bytes, time).
 
     python examples/compare_bn.py                      # 4x3, 64x128, 256x1024 in float32
     python examples/compare_bn.py 32x16x8 --dtype both --no-affine --json /tmp/cmp.json [--threads N]
+    python examples/compare_bn.py 100x32x19 --layers group layer      # --layers with none: BN only
 
-The measurements live in examples/compare/cases.py (returning plain dicts), the tables in
-compare/report.py; PyTorch, when installed, adds a column of its own (compare/torch_column.py).
+The measurements live in examples/compare/cases.py and compare/layers.py (returning plain
+dicts), the tables in compare/report.py; PyTorch, when installed, adds a column of its own
+(compare/torch_column.py).
 """
 import helpers  # noqa: F401  (first: one BLAS thread before numpy loads; helpers/threads.py)
 
@@ -18,8 +21,9 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
 
 from compare.cases import compare_case  # noqa: E402  (examples/ is on sys.path: this script's folder)
+from compare.layers import layer_case  # noqa: E402
 from compare.numbers import jsonable  # noqa: E402
-from compare.report import format_case  # noqa: E402
+from compare.report import format_case, format_layers  # noqa: E402
 from helpers import cli  # noqa: E402
 
 
@@ -63,23 +67,32 @@ def main(argv=None):
                         help="timing repeats (the median is reported)")
     parser.add_argument("--no-torch", dest="use_torch", action="store_false", default=None,
                         help="skip the PyTorch column even when torch is installed")
+    parser.add_argument("--layers", nargs="*", choices=("renorm", "group", "layer"),
+                        default=["renorm", "group", "layer"],
+                        help="the other normalisations to compare on each shape (affine, seed and "
+                             "repeats as for batch norm)")
     parser.add_argument("--json", metavar="PATH", help="also write every number to PATH")
     cli.add_threads(parser)
     args = cli.parse(parser, argv, files=("json",))
     for shape in args.shapes:
         cli.check_memory(parser, f"shape {'x'.join(map(str, shape))}", case_bytes(shape))
     dtypes = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
-    start, cases = time.perf_counter(), []
+    start, cases, layers = time.perf_counter(), [], []
     for shape in args.shapes:
         for dtype in dtypes:
             cases.append(compare_case(shape, dtype, args.affine, args.momentum, args.seed, args.steps,
                                       args.repeats, args.use_torch))
             print(format_case(cases[-1]), end="\n\n", flush=True)
+            if args.layers:
+                layers.append([layer_case(kind, shape, dtype, args.seed, args.repeats, args.use_torch)
+                               for kind in args.layers])
+                print(format_layers(layers[-1]), end="\n\n", flush=True)
     print(f"{len(cases)} case{'s' * (len(cases) != 1)} in {time.perf_counter() - start:.1f} s")
     if args.json:
         options = {k: v for k, v in vars(args).items() if k != "json"}
         with open(args.json, "w") as f:
-            json.dump(jsonable({"schema": "minigrad.compare/1", "options": options, "cases": cases}),
+            json.dump(jsonable({"schema": "minigrad.compare/1", "options": options, "cases": cases,
+                                "layers": [c for row in layers for c in row]}),
                       f, indent=1, allow_nan=False)
         print(f"wrote {args.json}")
     return cases

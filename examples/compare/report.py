@@ -139,3 +139,28 @@ def verdict(case):
                  f"saves {ratio['saved_bytes']:.1f}x the bytes, keeps {ratio['retained_bytes']:.1f}x "
                  f"alive, takes {ratio['total_s']:.1f}x the time (forward + backward)")
     return lines
+
+
+def format_layers(cases):
+    """One table for the other normalisations on one shape (``layers.layer_case`` dicts)."""
+    first = cases[0]
+    out = [f"=== other normalisations on {'x'.join(map(str, first['shape']))} {first['dtype']}: fused vs "
+           f"composed, random upstream gradient; time = median of {first['repeats']} forward + backward ==="]
+    rows = [["", "agree (max rel)", "vs torch", "graph nodes", "saved", "kept alive", "fused", "composed",
+             "composed/fused", "torch"]]
+    for case in cases:
+        worst = max(d["rel"] for d in case["agreement"].values() if d is not None)
+        torch, c = case["torch"], case["cost"]
+        versus = "-" if torch is None else number(max(pair[impl]["rel"] for pair in torch["agreement"].values()
+                                                      for impl in pair if pair[impl] is not None))
+        rows.append([case["title"], number(worst), versus, f"{c['fused']['nodes']} / {c['composed']['nodes']}",
+                     f"{size(c['fused']['saved_bytes'])} / {size(c['composed']['saved_bytes'])}",
+                     f"{size(c['fused']['retained_bytes'])} / {size(c['composed']['retained_bytes'])}",
+                     seconds(c["fused"]["total_s"]), seconds(c["composed"]["total_s"]),
+                     f"{c['ratio']['total_s']:.1f}x", "-" if torch is None else seconds(torch["cost"]["total_s"])])
+    out += table(rows)
+    out.append("  (nodes, saved, kept alive: fused / composed; vs torch: the larger of fused's and composed's "
+               "max rel difference from torch.nn.functional; BatchRenorm: PyTorch has none)")
+    skipped = sorted({c["torch_skipped"] for c in cases if c["torch_skipped"] and c["torch"] is None
+                      and "no such layer" not in c["torch_skipped"]})
+    return "\n".join(out + skipped)

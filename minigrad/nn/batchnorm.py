@@ -45,7 +45,8 @@ def batch_norm_fused(x, weight, bias, eps=1e-5):
     y = γ (x - μ) / sqrt(σ² + eps) + β with μ, σ² (biased) per channel C over N and every
     position. x: (N, C), (N, C, L) or (N, C, H, W); weight, bias: (C,) Tensors or None.
     """
-    return BatchNormFused.apply(x, weight, bias, eps)
+    y, mean, var, _ = BatchNormFused.apply(x, weight, bias, eps)   # _: n, the values per channel
+    return y, mean, var
 
 
 def batch_norm_eval(x, mean, var, weight, bias, eps=1e-5, fused=True):
@@ -81,22 +82,34 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     """
     channels = _bn_channels(x, running_mean, running_var, weight, bias)
     if training:
-        n = x.size // channels
-        if n < 2:
-            raise ValueError(f"Expected more than 1 value per channel when training, got input of "
-                             f"shape {x.shape} ({n} value per channel)")
+        n = _values_per_channel(x, channels)
         normalise = batch_norm_fused if fused else batch_norm_composed
         y, mean, var = normalise(x, weight, bias, eps)
-        if running_mean is not None:
-            running_mean *= 1 - momentum
-            running_mean += momentum * mean
-        if running_var is not None:
-            running_var *= 1 - momentum
-            running_var += momentum * n / (n - 1) * var
+        _update_running_stats(running_mean, running_var, mean, var, n, momentum)
         return y
     if running_mean is None or running_var is None:
         raise ValueError("batch_norm: running_mean and running_var are required when training=False")
     return batch_norm_eval(x, running_mean, running_var, weight, bias, eps, fused)
+
+
+def _values_per_channel(x, channels):
+    """n = N·L (or N·H·W): training needs two or more (one value has no variance)."""
+    n = x.size // channels
+    if n < 2:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input of "
+                         f"shape {x.shape} ({n} value per channel)")
+    return n
+
+
+def _update_running_stats(running_mean, running_var, mean, var, n, momentum):
+    """In place (where given): running = (1 - momentum) · running + momentum · batch, with the
+    unbiased n/(n - 1) · σ² into running_var. mean, var: the batch's (C,), var biased."""
+    if running_mean is not None:
+        running_mean *= 1 - momentum
+        running_mean += momentum * mean
+    if running_var is not None:
+        running_var *= 1 - momentum
+        running_var += momentum * n / (n - 1) * var
 
 
 def _bn_channels(x, running_mean, running_var, weight, bias):
@@ -200,11 +213,15 @@ class _BatchNorm(Module):
         if update:
             batches = int(self.num_batches_tracked) + 1
             factor = 1.0 / batches if self.momentum is None else self.momentum
-        y = batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                       training=use_batch_stats, momentum=factor, eps=self.eps, fused=self.fused)
+        y = self._normalise(x, use_batch_stats, factor)
         if update:  # counted only after batch_norm succeeded: a rejected batch changes nothing
             self.num_batches_tracked += 1
         return y
+
+    def _normalise(self, x, training, momentum):
+        """batch_norm with this layer's arrays (BatchRenorm trains otherwise)."""
+        return batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                          training=training, momentum=momentum, eps=self.eps, fused=self.fused)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "

@@ -5,8 +5,8 @@ given), each the one place that validates its arguments, before any work: a wron
 TypeError or ValueError naming what was expected and what came. The layers check their
 constructor arguments with the same helpers (``check_int``, ``int_tuple``, ``conv_padding``,
 ``pool_args``, ``pool_options``).
-Batch norm lives in ``batchnorm.py`` (composed and fused side by side); it is re-exported here
-under torch.nn.functional's names.
+Batch norm lives in ``batchnorm.py`` and group and layer norm in ``normalization.py`` (composed
+and fused side by side); they are re-exported here under torch.nn.functional's names.
 """
 import math
 import numbers
@@ -20,6 +20,8 @@ from ..ops.linalg import Affine
 from ..ops.pool import AvgPool, MaxPool, avg_pool_divisor
 from ..tensor import Tensor, _wrap
 from .batchnorm import batch_norm, batch_norm_composed, batch_norm_eval, batch_norm_fused  # noqa: F401
+from .normalization import (group_norm, group_norm_composed, group_norm_fused, layer_norm,  # noqa: F401
+                            layer_norm_composed, layer_norm_fused)
 
 
 def linear(x, weight, bias=None):

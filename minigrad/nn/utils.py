@@ -4,20 +4,25 @@
     fuse_conv_bn_eval(conv, bn)       the same for a Conv1d/Conv2d followed by batch norm
     fold_batch_norm(model)            a copy of a Sequential with every such pair folded
     freeze_batch_norm(model)          BN layers use (and keep) their running statistics always
+    batch_renorm_schedule(model, step)  BatchRenorm's clip bounds at a training step (Ioffe 2017)
 
 In eval mode batch norm is an affine map per channel, y = x·s + (β - mean·s) with
 s = γ / sqrt(running_var + eps), so it folds into the layer before it (PyTorch's formulas,
 torch.nn.utils.fusion): W' = W·s per output channel, b' = (b - mean)·s + β. The original
-layers are never modified.
+layers are never modified. BatchRenorm folds too (its eval mode is BatchNorm's); GroupNorm and
+LayerNorm do not: their statistics are per sample, computed at inference from the input itself.
 """
 import copy
+import numbers
 
 import numpy as np
 
 from .. import modes
 from .batchnorm import BatchNorm1d, _BatchNorm
+from .batchrenorm import BatchRenorm1d, BatchRenorm2d, _BatchRenorm
 from .layers import Linear
 from .module import Parameter, Sequential
+from .normalization import GroupNorm, LayerNorm
 
 
 def fuse_linear_bn_eval(linear, bn):
@@ -34,6 +39,10 @@ def fuse_conv_bn_eval(conv, bn):
 
 def _fuse(layer, bn, name):
     """The one implementation of both fusions (they differ only in the weight's trailing axes)."""
+    if isinstance(bn, (GroupNorm, LayerNorm)):
+        raise TypeError(f"{name}: {type(bn).__name__} does not fold: it normalises each sample with "
+                        f"statistics computed at inference from that sample itself, so no fixed "
+                        f"affine map, and no folded layer, reproduces it")
     if not isinstance(bn, _BatchNorm):
         raise TypeError(f"{name}: expected a BatchNorm layer second, got {type(bn).__name__}")
     if not bn.track_running_stats:
@@ -64,16 +73,18 @@ def _fuse(layer, bn, name):
 
 
 def _foldable():
-    """Which layer a BN layer folds into: {layer class: BN class}."""
+    """Which layers fold into which: {layer class: the BN classes that may follow it}."""
     from .conv import Conv1d, Conv2d   # here: conv.py builds on this package's modules
     from .batchnorm import BatchNorm2d
-    return {Linear: BatchNorm1d, Conv1d: BatchNorm1d, Conv2d: BatchNorm2d}
+    return {Linear: (BatchNorm1d, BatchRenorm1d), Conv1d: (BatchNorm1d, BatchRenorm1d),
+            Conv2d: (BatchNorm2d, BatchRenorm2d)}
 
 
 def fold_batch_norm(model):
     """A copy of the Sequential ``model`` in which every Linear/Conv directly followed by its
     batch norm is replaced by their fusion, and that batch norm is gone (nested Sequentials
-    too). For inference: equal to ``model`` in eval mode; the original is untouched."""
+    too). For inference: equal to ``model`` in eval mode; the original is untouched. BatchRenorm
+    folds as BatchNorm does; GroupNorm and LayerNorm stay as they are (see _fuse)."""
     if not isinstance(model, Sequential):
         raise TypeError(f"fold_batch_norm expects a Sequential, got {type(model).__name__}")
     pairs, layers, i = _foldable(), list(model), 0
@@ -81,7 +92,7 @@ def fold_batch_norm(model):
     while i < len(layers):
         layer = layers[i]
         after = layers[i + 1] if i + 1 < len(layers) else None
-        if type(layer) in pairs and type(after) is pairs[type(layer)]:
+        if type(layer) in pairs and type(after) in pairs[type(layer)]:
             name = "fuse_linear_bn_eval" if isinstance(layer, Linear) else "fuse_conv_bn_eval"
             folded.append(_fuse(layer, after, name))
             i += 2
@@ -110,3 +121,41 @@ def freeze_batch_norm(module, frozen=True):
     for m in layers:
         m.frozen = bool(frozen)
     return module
+
+
+def batch_renorm_schedule(model, step, r_max=3.0, d_max=5.0, warmup=5000, r_max_step=40000,
+                          d_max_step=25000):
+    """Set ``r_max`` and ``d_max`` of every BatchRenorm layer in ``model`` for training step
+    ``step`` (0, 1, ...), and return the pair.
+
+    Ioffe 2017 (Batch Renormalization, Section 4): batch norm alone (r_max = 1, d_max = 0) for
+    the first 5,000 steps, then the bounds "gradually relaxed" to reach r_max = 3 at 40k steps
+    and d_max = 5 at 25k steps. The paper does not give the ramp's shape; we ramp linearly
+    from ``warmup`` to ``r_max_step`` (and to ``d_max_step``), as common implementations do
+    (Chainer's, torchrl's). Those steps suit the paper's ImageNet runs; scale them to yours
+    (the point: plain batch norm while the running statistics settle, then a slow release).
+    """
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
+        raise ValueError(f"batch_renorm_schedule: step must be an int >= 0, got {step!r}")
+    if isinstance(r_max, bool) or not isinstance(r_max, numbers.Real) or not r_max >= 1 \
+            or isinstance(d_max, bool) or not isinstance(d_max, numbers.Real) or not d_max >= 0:
+        raise ValueError(f"batch_renorm_schedule: the final bounds must be r_max >= 1 and d_max >= 0, "
+                         f"got r_max={r_max!r}, d_max={d_max!r}")
+    if not 0 <= warmup <= min(r_max_step, d_max_step):
+        raise ValueError(f"batch_renorm_schedule: the ramp must start (warmup={warmup}) at 0 or later "
+                         f"and no later than it ends (r_max_step={r_max_step}, d_max_step={d_max_step})")
+    layers = [m for m in model.modules() if isinstance(m, _BatchRenorm)]
+    if not layers:
+        raise ValueError(f"batch_renorm_schedule: {type(model).__name__} has no BatchRenorm layer")
+
+    def ramp(start, final, end_step):              # start until warmup, final from end_step on
+        if step >= end_step:
+            return float(final)
+        if step <= warmup:
+            return start
+        return start + (final - start) * (step - warmup) / (end_step - warmup)   # warmup < step < end
+
+    bounds = ramp(1.0, r_max, r_max_step), ramp(0.0, d_max, d_max_step)
+    for m in layers:
+        m.r_max, m.d_max = bounds                   # the layer's setters check the values
+    return bounds

@@ -133,6 +133,9 @@ def test_main_writes_strict_json(tmp_path, capsys):
         raise AssertionError(f"{token} in strict JSON")
     data = json.loads(path.read_text(), parse_constant=no_nan)
     assert data["schema"] == "minigrad.compare/1"
+    assert [(c["kind"], c["shape"], c["dtype"]) for c in data["layers"]][:3] == [
+        ("renorm", [4, 3], "float32"), ("group", [4, 3], "float32"), ("layer", [4, 3], "float32")]
+    assert len(data["layers"]) == 12 and printed.count("=== other normalisations on") == 4
     assert data["options"]["dtype"] == "both" and data["options"]["affine"] is False
     assert len(data["cases"]) == len(cases) == 4
     assert [(c["shape"], c["dtype"]) for c in data["cases"]] == [
@@ -231,3 +234,40 @@ def test_gradcheck_on_bn_itself_is_not_vacuous():
     with warnings.catch_warnings():
         warnings.simplefilter("error", mg.VacuousGradcheckWarning)
         assert mg.gradcheck(lambda x: F.batch_norm_fused(x, None, None)[0], [bn_x()])
+
+
+# ---------------------------------------------------------------------------- the other normalisations
+@pytest.mark.parametrize("kind", ["renorm", "group", "layer"])
+@pytest.mark.parametrize("shape", [(6, 4), (3, 4, 5), (2, 4, 3, 3)], ids=["NC", "NCL", "NCHW"])
+def test_layer_cases_agree_and_count_their_cost(kind, shape):
+    from compare.layers import layer_case
+    case = layer_case(kind, shape, "float64", seed=1, repeats=1, use_torch=False)
+    assert set(case["agreement"]) == {"y", "dx", "dweight", "dbias"}
+    for key, d in case["agreement"].items():
+        assert d["rel"] < 1e-12, (key, d)
+    fused, composed = case["cost"]["fused"], case["cost"]["composed"]
+    # the fused form: one op over x (BatchRenorm: and three (C,)-sized nodes for γ r, γ d + β)
+    assert fused["nodes"] == (4 if kind == "renorm" else 1) < composed["nodes"]
+    assert 0 < fused["saved_bytes"] < composed["saved_bytes"]
+    assert fused["total_s"] > 0 and composed["total_s"] > 0 and case["cost"]["ratio"]["nodes"] > 1
+    assert case["torch"] is None
+
+
+@pytest.mark.parametrize("kind", ["group", "layer"])
+def test_layer_cases_against_torch(kind):
+    pytest.importorskip("torch")
+    from compare.layers import layer_case
+    from compare.report import format_layers
+    cases = [layer_case(kind, (4, 6, 3), "float64", repeats=1, use_torch=True),
+             layer_case("renorm", (4, 6, 3), "float64", repeats=1, use_torch=True)]
+    for pair in cases[0]["torch"]["agreement"].values():
+        assert pair["fused"]["rel"] < 1e-12 and pair["composed"]["rel"] < 1e-12
+    assert cases[1]["torch"] is None and cases[1]["torch_skipped"] == "PyTorch has no such layer"
+    text = format_layers(cases)
+    assert "other normalisations on 4x6x3 float64" in text and "BatchRenorm, r_max 3, d_max 5" in text
+    assert ("GroupNorm, 2 groups" if kind == "group" else "LayerNorm over (6, 3)") in text
+
+
+def test_groups_for_a_case():
+    from compare.layers import groups_for
+    assert [groups_for(c) for c in (1, 3, 4, 6, 32, 64, 1024)] == [1, 1, 2, 2, 16, 32, 32]

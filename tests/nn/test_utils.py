@@ -242,3 +242,70 @@ def test_fusion_matches_torch_nn_utils_fusion(kind):
     reference = theirs_fuse(theirs.eval(), torch_bn.eval())
     np.testing.assert_allclose(mine.weight.data, reference.weight.detach().numpy(), rtol=1e-13)
     np.testing.assert_allclose(mine.bias.data, reference.bias.detach().numpy(), rtol=1e-13, atol=1e-15)
+
+
+# ------------------------------------------------------------------ BatchRenorm, GroupNorm, LayerNorm
+@pytest.mark.parametrize("dims", [0, 1, 2])
+def test_batch_renorm_folds_like_batch_norm(dims):
+    """Its eval mode is BatchNorm's, whatever r_max and d_max are."""
+    mg.manual_seed(3)
+    rng = np.random.default_rng(3)
+    before = {0: nn.Linear(5, 4, dtype=np.float64), 1: nn.Conv1d(5, 4, 3, dtype=np.float64),
+              2: nn.Conv2d(5, 4, 3, dtype=np.float64)}[dims]
+    renorm = (nn.BatchRenorm2d if dims == 2 else nn.BatchRenorm1d)(4, r_max=3.0, d_max=5.0, dtype=np.float64)
+    renorm.weight.data[...], renorm.bias.data[...] = rng.uniform(0.5, 2, 4), rng.standard_normal(4)
+    renorm.running_mean[...], renorm.running_var[...] = rng.standard_normal(4), rng.uniform(0.2, 3, 4)
+    model = nn.Sequential(before, renorm, nn.ReLU())
+    x = data((6, 5) + (7,) * dims, seed=4)
+    with mg.eval_mode():
+        folded = utils.fold_batch_norm(model)
+        np.testing.assert_allclose(folded(x).data, model(x).data, rtol=1e-12, atol=1e-12)
+        fuse = utils.fuse_linear_bn_eval if dims == 0 else utils.fuse_conv_bn_eval
+        np.testing.assert_allclose(fuse(before, renorm)(x).data, renorm(before(x)).data, rtol=1e-12, atol=1e-12)
+    assert [type(m).__name__ for m in folded] == [type(before).__name__, "ReLU"]
+
+
+@pytest.mark.parametrize("norm", [nn.GroupNorm(2, 4, dtype=np.float64), nn.LayerNorm(4, dtype=np.float64)],
+                         ids=["GroupNorm", "LayerNorm"])
+def test_group_and_layer_norm_do_not_fold(norm):
+    linear = nn.Linear(5, 4, dtype=np.float64)
+    with mg.eval_mode():
+        with pytest.raises(TypeError, match=f"{type(norm).__name__} does not fold: it normalises each sample "
+                                            f"with statistics computed at inference from that sample itself"):
+            utils.fuse_linear_bn_eval(linear, norm)
+        model = nn.Sequential(linear, norm)
+        folded = utils.fold_batch_norm(model)                 # left as it is, still equal
+        x = data((3, 5), seed=5)
+        np.testing.assert_array_equal(folded(x).data, model(x).data)
+    assert [type(m) for m in folded] == [nn.Linear, type(norm)]
+
+
+def test_batch_renorm_schedule_follows_the_paper_by_default():
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchRenorm1d(4), nn.Sequential(nn.BatchRenorm1d(4)), nn.BatchNorm1d(4))
+    expected = {0: (1.0, 0.0), 5000: (1.0, 0.0), 15000: (1 + 2 * 10 / 35, 5 * 10 / 20),
+                25000: (1 + 2 * 20 / 35, 5.0), 40000: (3.0, 5.0), 10**6: (3.0, 5.0)}
+    for step, bounds in expected.items():
+        got = utils.batch_renorm_schedule(model, step)
+        np.testing.assert_allclose(got, bounds, rtol=1e-12)
+        for m in (model[1], model[2][0]):
+            assert (m.r_max, m.d_max) == got
+    assert not hasattr(model[3], "r_max")
+
+
+def test_batch_renorm_schedule_options_and_errors():
+    layer = nn.BatchRenorm1d(2)
+    assert utils.batch_renorm_schedule(layer, 15, r_max=2.0, d_max=1.0, warmup=10, r_max_step=20,
+                                       d_max_step=10) == (1.5, 1.0)
+    assert utils.batch_renorm_schedule(layer, 9, warmup=10, r_max_step=10, d_max_step=10) == (1.0, 0.0)
+    assert utils.batch_renorm_schedule(layer, 10, warmup=10, r_max_step=10, d_max_step=10) == (3.0, 5.0)
+    assert utils.batch_renorm_schedule(layer, 1, warmup=0, r_max_step=4, d_max_step=2) == (1.5, 2.5)
+    assert utils.batch_renorm_schedule(layer, 10**6, r_max=1, d_max=0) == (1.0, 0.0)   # the edges: BN
+    for kwargs, match in (({"step": -1}, "step must be an int >= 0"), ({"step": 1.5}, "step must be an int"),
+                          ({"step": 0, "r_max": 0.5}, "final bounds must be r_max >= 1 and d_max >= 0"),
+                          ({"step": 0, "d_max": -1.0}, "final bounds"),
+                          ({"step": 0, "warmup": 30000}, r"no later than it ends \(r_max_step=40000, d_max_step=25000\)"),
+                          ({"step": 0, "warmup": -1}, r"the ramp must start \(warmup=-1\) at 0 or later")):
+        with pytest.raises(ValueError, match=match):
+            utils.batch_renorm_schedule(layer, **kwargs)
+    with pytest.raises(ValueError, match="Sequential has no BatchRenorm layer"):
+        utils.batch_renorm_schedule(nn.Sequential(nn.BatchNorm1d(2)), 0)
