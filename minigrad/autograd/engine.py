@@ -10,7 +10,7 @@ import numpy as np
 from .. import modes
 from ..tensor import Tensor, _root_grad, _wrap
 from .anomaly import check_finite
-from .function import check_versions
+from .function import check_saved_versions
 
 RELEASED = ("Trying to backward through the graph a second time (or to use a graph whose saved "
             "arrays were already freed). Pass retain_graph=True to the first backward() if you "
@@ -65,15 +65,18 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
     ``.grad``. With ``capture`` (a list of tensors, for ``mg.grad``): nothing is written to
     ``.grad``; returns the gradient reaching each captured tensor (None if none did).
     With ``create_graph`` gradients are Tensors and the backward pass itself is recorded.
+
+    Each tensor, in topological order: its gradient (the sum of what reached it) is made an
+    array of its dtype and passed through its hooks; kept (``.grad`` or captured); then its op's
+    backward runs and sends one gradient to each parent (``send``); then the node is released.
     """
     grads = {}
     for r, g in zip(roots, root_grads):
         grads[id(r)] = g if id(r) not in grads else grads[id(r)] + g
     order = topological_order(roots)
     wanted = None if capture is None else {id(t) for t in capture}
-    # stored: ids of arrays that must not become a .grad as they are: already some tensor's
-    # .grad, or the caller's own gradient passed to backward(g) (never copied unless it would)
-    captured, stored = {}, {id(g) for g in root_grads if type(g) is np.ndarray}
+    captured = {}
+    taken = {id(g) for g in root_grads if type(g) is np.ndarray}   # see take(): the caller's
     trace, anomaly = modes.trace, modes.anomaly   # read once, not once per node
     previous, modes.local.grad_enabled = modes.local.grad_enabled, create_graph
     try:
@@ -81,81 +84,110 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
             grad = grads.pop(id(t), None)
             if grad is None:
                 continue  # no path from the roots carried a gradient here
-            if type(grad) is not np.ndarray and isinstance(grad, np.generic):
-                grad = np.asarray(grad)  # 0-d + 0-d is a numpy scalar: hooks and .grad get arrays
+            if type(grad) is not np.ndarray or grad.dtype is not t.data.dtype:
+                grad = grad if isinstance(grad, Tensor) else np.asarray(grad, dtype=t.data.dtype)
+                # numpy scalars (0-d * 0-d gives one) become arrays; a float64 gradient for a
+                # float32 tensor (times a float64 constant) becomes float32
             if t._hooks:
-                for hook in list(t._hooks.values()):
-                    replaced = hook(grad)
-                    if replaced is not None:
-                        if tuple(replaced.shape) != tuple(grad.shape):
-                            raise RuntimeError(f"hook {getattr(hook, '__name__', hook)!r} returned a "
-                                               f"gradient of shape {tuple(replaced.shape)} for a tensor "
-                                               f"of shape {tuple(grad.shape)}: a hook may not change it")
-                        grad = replaced
+                grad = run_hooks(t, grad)
             ctx = t._ctx
             if wanted is not None:
                 if id(t) in wanted:
                     captured[id(t)] = grad
             elif ctx is None or t._retains_grad:
-                accumulate_grad(t, grad, stored)
+                t.grad = take(grad, taken) if t.grad is None else t.grad + grad
+                if t._post_accumulate_hooks:
+                    run_post_accumulate_hooks(t)
             if ctx is None:
                 continue
-            fn = ctx.fn
             if ctx.versions is not None:
-                for saved, version in ctx.versions:     # PyTorch's check of saved tensors
-                    if (t if saved is None else saved)._version[0] != version:
-                        check_versions(ctx, t)          # raises, naming the op
+                check_saved_versions(ctx, t)          # PyTorch's check of saved tensors
             if create_graph:  # the same backward on Tensors: the backward pass is recorded
-                input_grads = fn.backward(ctx.differentiable(t),
-                                          grad if isinstance(grad, Tensor) else _wrap(grad, False))
+                input_grads = ctx.fn.backward(ctx.differentiable(t),
+                                              grad if isinstance(grad, Tensor) else _wrap(grad, False))
             else:
-                input_grads = fn.backward(ctx, grad)
+                input_grads = ctx.fn.backward(ctx, grad)
             if type(input_grads) is not tuple:
                 input_grads = (input_grads,)
             if trace:
-                print(f"backward {fn.__name__:<16} grad {tuple(grad.shape)} -> "
-                      + ", ".join(str(None if g is None else tuple(g.shape)) for g in input_grads))
-            for parent, g in zip(ctx.parents, input_grads):
-                if parent is None or g is None:
-                    continue
-                data = parent.data
-                if g.shape != data.shape:
-                    g = unbroadcast(g, data.shape, fn.__name__)
-                if (type(g) is not np.ndarray or g.dtype is not data.dtype) and not isinstance(g, Tensor):
-                    g = np.asarray(g, dtype=data.dtype)  # a numpy scalar (0-d * 0-d gives one), or
-                    # a float64 gradient for a float32 input (times a float64 constant)
-                if anomaly:
-                    check_finite(g, f"{fn.__name__}.backward returned {{what}} in a gradient",
-                                 getattr(ctx, "site", "<created outside detect_anomaly>"))
-                key = id(parent)
-                grads[key] = grads[key] + g if key in grads else g
-            if not retain_graph:
-                ctx.saved_tensors = None
-                ctx.parents = None
-                ctx.versions = None
+                print_step(ctx.fn, grad, input_grads)
+            send(ctx, input_grads, grads, anomaly)
+            if not retain_graph:   # free the saved arrays: a training loop's memory stays flat
+                ctx.saved_tensors = ctx.parents = ctx.versions = None
     finally:
         modes.local.grad_enabled = previous
     if capture is not None:
-        return [copy_if(captured.get(id(t)), stored) for t in capture]
+        return [None if id(t) not in captured else take(captured[id(t)], taken) for t in capture]
     return None
 
 
-def copy_if(grad, stored):
-    """A gradient handed back by ``mg.grad``: a copy if it is an array the caller already holds."""
-    return grad.copy() if type(grad) is np.ndarray and id(grad) in stored else grad
+def send(ctx, input_grads, grads, anomaly):
+    """Add each input's gradient to what already reached that parent (``grads``, by id),
+    summed down to the parent's shape first (``unbroadcast``)."""
+    for parent, g in zip(ctx.parents, input_grads):
+        if parent is None or g is None:
+            continue
+        if g.shape != parent.data.shape:
+            g = unbroadcast(g, parent.data.shape, ctx.fn.__name__)
+        if anomaly:
+            check_finite(g, f"{ctx.fn.__name__}.backward returned {{what}} in a gradient",
+                         getattr(ctx, "site", "<created outside detect_anomaly>"))
+        key = id(parent)
+        grads[key] = grads[key] + g if key in grads else g
 
 
-def accumulate_grad(t, grad, stored):
-    """Add ``grad`` into ``t.grad``. A new ``.grad`` array is never shared with another tensor
-    (``a + b`` hands both the same gradient) nor a view (sum's backward broadcasts one)."""
-    if t.grad is None:
-        if type(grad) is np.ndarray and (id(grad) in stored or grad.base is not None
-                                         or not grad.flags.writeable):
+def take(grad, taken):
+    """``grad`` to become a new ``.grad`` or an ``mg.grad`` result: itself, or a copy when someone
+    else may hold it. That is when it is an array already handed out (``taken``: the caller's
+    backward(g) passes through Add unchanged; Add hands one array to both inputs), a view of
+    another array (Sum's backward broadcasts one) or read-only. Then it is taken too."""
+    if type(grad) is np.ndarray:
+        if id(grad) in taken or grad.base is not None or not grad.flags.writeable:
             grad = grad.copy()
-        t.grad = grad
-    else:
-        t.grad = t.grad + grad
-    stored.add(id(t.grad))
+        taken.add(id(grad))
+    return grad
+
+
+def run_hooks(t, grad):
+    """Pass ``grad`` through ``t``'s hooks in order; a hook's non-None return replaces it and
+    must be the same kind (an array, a Tensor under create_graph) of the same shape."""
+    for hook in list(t._hooks.values()):
+        replaced = hook(grad)
+        if replaced is None:
+            continue
+        tensor = isinstance(grad, Tensor)
+        if tensor != isinstance(replaced, Tensor) or not (
+                tensor or (isinstance(replaced, (np.ndarray, np.generic)) and replaced.dtype.kind == "f")):
+            raise TypeError(f"hook {hook_name(hook)} returned {type(replaced).__name__} "
+                            f"{replaced!r:.60}; expected None or "
+                            f"{'a Tensor' if tensor else 'a floating-point numpy array'} of shape "
+                            f"{tuple(grad.shape)} (the gradient, changed)")
+        if tuple(replaced.shape) != tuple(grad.shape):
+            raise RuntimeError(f"hook {hook_name(hook)} returned a gradient of shape "
+                               f"{tuple(replaced.shape)} for a tensor of shape {tuple(grad.shape)}: "
+                               f"a hook may not change it")
+        grad = replaced if tensor else np.asarray(replaced, dtype=grad.dtype)
+    return grad
+
+
+def run_post_accumulate_hooks(t):
+    """Call each ``hook(t)`` registered with ``register_post_accumulate_grad_hook``."""
+    for hook in list(t._post_accumulate_hooks.values()):
+        returned = hook(t)
+        if returned is not None:
+            raise TypeError(f"post accumulate grad hook {hook_name(hook)} returned "
+                            f"{type(returned).__name__} {returned!r:.60}; it must return None "
+                            f"(it may change tensor.grad in place)")
+
+
+def hook_name(hook):
+    return repr(getattr(hook, "__name__", hook))
+
+
+def print_step(fn, grad, input_grads):
+    """trace_backward's line: the op, the gradient it got, the gradient of each input."""
+    print(f"backward {fn.__name__:<16} grad {tuple(grad.shape)} -> "
+          + ", ".join(str(None if g is None else tuple(g.shape)) for g in input_grads))
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):

@@ -137,6 +137,8 @@ class Conv(Function):
     """y[n,o,l] = Σ_c,k w[o,c,k] · x_pad[n,c,s·l + d·k] + b[o]   (l, k: tuples over the spatial axes);
     dx = conv_transpose(dy, w),  dw = conv_weight(x, dy),  db[o] = Σ_n,l dy[n,o,l]"""
 
+    saves_constants = True   # cols, a cache of im2col(x) that the Tensor path (create_graph) never reads
+
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, dilation):
         y, cols = conv_forward(x, weight, bias, stride, padding, dilation)

@@ -199,3 +199,177 @@ def test_a_context_made_by_hand_holds_its_op_and_needs():
     ctx = mg.Context(mg.Function, (True, False))   # as benchmarks and tests call ops' bodies
     assert ctx.fn is mg.Function and ctx.needs_input_grad == (True, False)
     assert ctx.saved_tensors == () and ctx.parents is None and ctx.versions is None
+
+
+# ------------------------------------------------------------------ values kept by a recorded op
+# Every value an op keeps is its own from the moment it is recorded, whatever its Python type:
+# changing the caller's list, array or Tensor afterwards changes nothing in backward.
+def test_an_index_list_changed_after_indexing():
+    x = leaf((5,))
+    index = [0, 1]
+    y = x[index]
+    index[0] = 3
+    y.backward(np.array([1.0, 2.0]))
+    np.testing.assert_array_equal(x.grad, [1.0, 2.0, 0.0, 0.0, 0.0])
+
+
+def test_a_list_inside_a_tuple_index_changed_after_indexing():
+    x = leaf((3, 4))
+    rows = [2, 0]
+    y = x[rows, 1:3]
+    rows[0] = 1
+    y.backward(np.arange(4.0).reshape(2, 2))
+    expected = np.zeros((3, 4))
+    expected[2, 1:3], expected[0, 1:3] = [0.0, 1.0], [2.0, 3.0]
+    np.testing.assert_array_equal(x.grad, expected)
+
+
+def test_a_boolean_list_mask_changed_after_indexing():
+    x = leaf((3,))
+    mask = [True, False, True]
+    y = x[mask]
+    mask[:] = [False, True, True]
+    y.backward(np.array([5.0, 7.0]))
+    np.testing.assert_array_equal(x.grad, [5.0, 0.0, 7.0])
+
+
+@pytest.mark.parametrize("constant, change", [
+    ([1.0, 2.0, 3.0], lambda c: c.__setitem__(0, 100.0)),
+    ([[1.0, 2.0, 3.0]], lambda c: c[0].__setitem__(0, 100.0)),                # nested
+    (([1.0, 2.0, 3.0],), lambda c: c[0].__setitem__(0, 100.0)),               # a tuple of lists
+], ids=["list", "nested-list", "tuple-of-lists"])
+def test_a_list_operand_changed_before_backward(constant, change):
+    x = leaf()
+    y = (x * constant).sum()
+    change(constant)
+    y.backward()
+    np.testing.assert_array_equal(x.grad.reshape(-1), [1.0, 2.0, 3.0])
+
+
+def test_an_index_array_given_to_an_op_directly_is_copied():
+    from minigrad.ops.shape import IndexAdd
+    v = leaf((3,))
+    index = np.array([0, 2, 2])
+    y = IndexAdd.apply(v, index=index, shape=(4,))
+    index[...] = 1
+    y.backward(np.array([1.0, 2.0, 3.0, 4.0]))
+    np.testing.assert_array_equal(v.grad, [1.0, 3.0, 3.0])       # dy[[0, 2, 2]]
+
+
+class TakeAt(mg.Function):
+    """y = x[positions] for a list kwarg ``positions``, kept as given;   dx = dy scattered back"""
+
+    @staticmethod
+    def forward(ctx, x, positions):
+        ctx.positions, ctx.shape = positions, x.shape
+        return x[positions]
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        grad_x = np.zeros(ctx.shape)
+        np.add.at(grad_x, ctx.positions, grad_y)
+        return grad_x
+
+
+def test_a_user_op_s_list_hyperparameter_is_its_own():
+    x = leaf((4,))
+    positions = [0, 1]
+    y = TakeAt.apply(x, positions=positions)
+    positions[0] = 2
+    y.backward(np.array([1.0, 2.0]))
+    np.testing.assert_array_equal(x.grad, [1.0, 2.0, 0.0, 0.0])
+
+    x = leaf((2, 3))
+    positions = ([1, 0], [2, 2])                       # lists inside a tuple
+    y = TakeAt.apply(x, positions=positions)
+    positions[1][0] = 0
+    y.backward(np.array([1.0, 2.0]))
+    np.testing.assert_array_equal(x.grad, [[0.0, 0.0, 2.0], [0.0, 0.0, 1.0]])
+
+
+def test_values_are_copied_only_when_recorded():
+    index = np.array([0, 1])
+    with mg.no_grad():
+        y = TakeAt.apply(leaf((4,)), positions=index)
+    assert y.grad_fn is None                                    # nothing kept, nothing copied
+    x = leaf((4,))
+    z = TakeAt.apply(x, positions=index)
+    assert z.grad_fn.positions is not index
+    np.testing.assert_array_equal(z.grad_fn.positions, index)
+
+
+def test_a_list_operand_is_the_array_mg_tensor_makes():
+    x = mg.tensor(np.ones(3, np.float32), requires_grad=True)
+    y = x * [1.5, 2.0, 2.5]                                     # float32, as mg.tensor([...]) is
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y.data, [1.5, 2.0, 2.5])
+    with pytest.raises(TypeError, match=r"Mul: expected numbers"):
+        x * ["a", "b", "c"]
+
+
+# ------------------------------------------------------------------ saved intermediates and create_graph
+class Centre(mg.Function):
+    """y = x - mean(x);   dx = dy - mean(dy) -- saves x - mean, a smooth intermediate"""
+
+    @staticmethod
+    def forward(ctx, x):
+        centred = x - x.mean()
+        ctx.save_for_backward(centred)
+        return centred * centred
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        (centred,) = ctx.saved_tensors
+        g = grad_y * centred * 2.0
+        return g - g.mean()
+
+
+class CentreRebuilt(Centre):
+    """Centre with x - mean rebuilt from x for create_graph: right to second order."""
+
+    @staticmethod
+    def rebuild_saved(ctx, saved):
+        x = ctx.parents[0]
+        return (x - x.mean(),)
+
+
+class SaveMean(mg.Function):
+    """y = x · mean(x) for a vector x, saving mean(x) as the numpy float forward computed"""
+
+    @staticmethod
+    def forward(ctx, x):
+        mean = x.mean()
+        ctx.save_for_backward(x, mean)
+        return x * mean
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x, mean = ctx.saved_tensors
+        return grad_y * mean + (grad_y * x).sum() / x.shape[0]
+
+
+@pytest.mark.parametrize("op", [Centre, SaveMean])
+def test_create_graph_refuses_an_op_that_saved_an_intermediate(op):
+    x = leaf((4,))
+    assert mg.gradcheck(lambda t: op.apply(t), [x])            # first order is fine
+    with pytest.raises(RuntimeError, match=rf"create_graph through {op.__name__}: .*neither an input's "
+                                           rf"nor the output's data.*rebuild_saved.*saves_constants"):
+        mg.grad(op.apply(x).sum(), [x], create_graph=True)
+
+
+def test_an_op_that_rebuilds_its_intermediate_is_right_to_second_order():
+    assert mg.gradgradcheck(lambda t: CentreRebuilt.apply(t), [leaf((4,))])
+
+
+def test_saved_inputs_output_and_constants_need_no_declaration():
+    x, c = leaf(), np.array([0.5, 1.5, 2.0])
+    assert mg.gradgradcheck(lambda t: t * c * t.exp() / mg.tensor(c), [x])   # constants, inputs, output
+    assert x.exp().grad_fn.intermediates == ()
+
+
+def test_intermediates_are_noted_by_position():
+    x = leaf((4,))
+    ctx = Centre.apply(x).grad_fn
+    assert ctx.intermediates == (0,) and ctx.versions is None
+    ctx = SaveMean.apply(x).grad_fn
+    assert ctx.intermediates == (1,) and [t is x for t, _ in ctx.versions] == [True]
