@@ -8,6 +8,7 @@ import numbers
 import numpy as np
 
 from ..autograd.function import Function
+from .elementwise import DEFAULT_FLOAT
 from .shape import broadcast_to
 
 
@@ -44,6 +45,8 @@ class Mean(Function):
     def forward(ctx, x, axis=None, keepdims=False):
         ctx.shape, ctx.keep = x.shape, keep_shape(x.shape, axis)
         y = x.mean(axis=axis, keepdims=keepdims)
+        if x.dtype.kind not in "fc":       # of integers or booleans: the default float, as for
+            y = np.asarray(y, DEFAULT_FLOAT)   # int / int (numpy would say float64)
         ctx.n = x.size // max(np.size(y), 1)   # elements averaged into each output
         return y
 

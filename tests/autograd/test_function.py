@@ -373,3 +373,29 @@ def test_intermediates_are_noted_by_position():
     assert ctx.intermediates == (0,) and ctx.versions is None
     ctx = SaveMean.apply(x).grad_fn
     assert ctx.intermediates == (1,) and [t is x for t, _ in ctx.versions] == [True]
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "composed"])
+def test_eval_batch_norm_differentiates_the_forward_that_ran(fused):
+    """Decided in issue 19: an eval-mode forward reads the running statistics when it runs (the
+    graph keeps their values, not the buffers), so updating them afterwards (a training-mode
+    forward) leaves its backward the gradient of the output it computed. PyTorch, which saves
+    the buffers themselves, raises a version error here instead; neither is silently wrong."""
+    from minigrad import nn
+    rng = np.random.default_rng(0)
+    bn = nn.BatchNorm1d(3, fused=fused, dtype=np.float64)
+    with mg.no_grad():
+        bn.weight += rng.uniform(0.5, 1.5, 3)
+    bn.running_mean[...], bn.running_var[...] = [0.1, -0.2, 0.3], [0.5, 2.0, 4.0]
+    mean, var = bn.running_mean.copy(), bn.running_var.copy()
+    x = mg.tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    with mg.eval_mode():
+        y = bn(x)
+    with mg.train_mode():
+        bn(mg.tensor(rng.standard_normal((8, 3)) * 5.0))          # updates the running statistics
+    assert not np.allclose(bn.running_var, var)
+    g = rng.standard_normal((4, 3))
+    y.backward(g)
+    inv_std = 1 / np.sqrt(var + bn.eps)
+    np.testing.assert_allclose(x.grad, g * bn.weight.data * inv_std, rtol=1e-12)
+    np.testing.assert_allclose(bn.weight.grad, (g * (x.data - mean) * inv_std).sum(axis=0), rtol=1e-12)

@@ -217,3 +217,11 @@ def test_max_saves_its_weights_as_declared_constants():
     ctx = x.max(axis=1).grad_fn
     assert ctx.fn.saves_constants and ctx.intermediates == (0,)
     assert mg.gradgradcheck(lambda t: t.max(axis=1) * t.max(axis=1), [x])
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.bool_])
+def test_mean_of_integers_is_float32(dtype):
+    x = mg.tensor(np.array([[1, 2], [4, 0]], dtype))
+    assert x.mean().dtype == np.float32 and x.mean(axis=0).dtype == np.float32
+    np.testing.assert_allclose(x.mean(axis=1).data, x.data.mean(axis=1), rtol=1e-7)
+    assert x.sum().dtype == np.int64                    # sums of integers stay integers, as torch
