@@ -2,15 +2,18 @@
 
 For a change to the engine on a busy machine: both packages are loaded at once (under the names
 ``minigrad_a`` and ``minigrad_b``), both steps and the hand-written numpy step run interleaved in
-short blocks (harness.interleaved), and the table gives each side's median of per-round ratios to
-numpy and the median of per-round ratios b / a, so a slow spell of the machine cancels out.
+short blocks (as harness.interleaved), and the table gives each side's median of per-round ratios
+to numpy and the median of per-round ratios b / a, so a slow spell of the machine cancels out.
+``--clock cpu`` times with this thread's CPU time instead of the wall clock: on a machine that
+other jobs keep busy, the time the process waits for a core then counts for neither side.
 
     python benchmarks/ab_step.py --a /path/to/old/checkout [--b .] [--configs small medium]
-                                 [--budget 30] [--threads 1] [--json PATH]
+                                 [--budget 30] [--clock wall|cpu] [--threads 1] [--json PATH]
 """
 import importlib.util
 import os
 import sys
+import time
 
 import harness
 
@@ -20,6 +23,31 @@ def add_arguments(parser):
     parser.add_argument("--b", default=".", help="root of checkout B (default: the current directory)")
     parser.add_argument("--configs", nargs="+", default=["small", "medium"],
                         choices=["small", "medium", "large"])
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="wall: time.perf_counter; cpu: time.thread_time (default wall)")
+
+
+def interleaved(fns, budget, clock, block_seconds=0.02, min_rounds=15):
+    """harness.interleaved with a choice of clock: name -> list of seconds per call, per round."""
+    names = list(fns)
+    per_call = {}
+    for name in names:                               # warm-up, and the size of one block
+        calls, start = 0, clock()
+        while calls < 3 or clock() - start < 0.5:
+            fns[name]()
+            calls += 1
+        per_call[name] = (clock() - start) / calls
+    blocks = {name: max(1, round(block_seconds / per_call[name])) for name in names}
+    rounds = max(min_rounds, int(budget / sum(blocks[n] * per_call[n] for n in names)))
+    times = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:   # the order rotates
+            fn, block = fns[name], blocks[name]
+            start = clock()
+            for _ in range(block):
+                fn()
+            times[name].append((clock() - start) / block)
+    return times
 
 
 def load_package(root, alias):
@@ -52,14 +80,15 @@ def main(argv=None):
     packages = {side: load_package(getattr(args, side), f"minigrad_{side}") for side in ("a", "b")}
     for side, package in packages.items():
         print(f"# {side}: {os.path.dirname(package.__file__)}")
-    results, rows = {"a": args.a, "b": args.b, "configs": {}}, []
+    results, rows = {"a": args.a, "b": args.b, "clock": args.clock, "configs": {}}, []
     for config in args.configs:
         problem = mlp_steps.make_problem(config)
         steps = {"numpy": mlp_steps.NumpyStep(problem)}
         for side, package in packages.items():
             steps[side] = step_class(mlp_steps, package)(problem, fused=True)
         mlp_steps.check_steps(steps)
-        times = harness.interleaved({name: impl.step for name, impl in steps.items()}, args.budget)
+        clock = time.thread_time if args.clock == "cpu" else time.perf_counter
+        times = interleaved({name: impl.step for name, impl in steps.items()}, args.budget, clock)
         entry = {"rounds": len(times["numpy"]),
                  "median_ms": {name: 1e3 * harness.median(t) for name, t in times.items()},
                  "a / numpy": harness.median_ratio(times, "a", "numpy"),
@@ -72,7 +101,7 @@ def main(argv=None):
         print(f"{config}: checked, {entry['rounds']} rounds", flush=True)
     print()
     print(harness.table(["config", "rounds", "numpy ms", "a ms", "b ms", "a/numpy", "b/numpy", "b/a"], rows))
-    print("\nms: median time per step (fused batch norm); ratios: median of per-round ratios.")
+    print(f"\nms: median {args.clock} time per step (fused batch norm); ratios: median of per-round ratios.")
     harness.write_json(args, results)
     return results
 

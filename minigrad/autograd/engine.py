@@ -21,7 +21,9 @@ def topological_order(roots):
     """Tensors reachable from ``roots`` that require grad, each after every tensor it feeds.
 
     Iterative depth-first search: a node is emitted once all its parents were emitted; the
-    reversed list is the order in which backward visits them.
+    reversed list is the order in which backward visits them. The visited set holds the Tensors
+    themselves: their hash is their identity (``object.__hash__``), and distinct live objects
+    never share one, so their elementwise ``==`` is never called.
     """
     order, visited = [], set()
     stack = [(r, False) for r in roots]
@@ -30,15 +32,16 @@ def topological_order(roots):
         if parents_done:
             order.append(t)
             continue
-        if id(t) in visited:
+        if t in visited:
             continue
-        visited.add(id(t))
+        visited.add(t)
         stack.append((t, True))
-        if t._ctx is not None:
-            if t._ctx.parents is None:
+        ctx = t._ctx
+        if ctx is not None:
+            if ctx.parents is None:
                 raise RuntimeError(RELEASED)
-            for p in reversed(t._ctx.parents):  # so the first input is emitted first
-                if p is not None and id(p) not in visited:
+            for p in reversed(ctx.parents):  # so the first input is emitted first
+                if p is not None and p not in visited:
                     stack.append((p, False))
     order.reverse()
     return order
@@ -66,74 +69,75 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
     ``.grad``; returns the gradient reaching each captured tensor (None if none did).
     With ``create_graph`` gradients are Tensors and the backward pass itself is recorded.
 
-    Each tensor, in topological order: its gradient (the sum of what reached it) is made an
-    array of its dtype and passed through its hooks; kept (``.grad`` or captured); then its op's
-    backward runs and sends one gradient to each parent (``send``); then the node is released.
+    Each tensor, in topological order: (1) its gradient, the sum of what reached it, is made an
+    array of its dtype and passed through its hooks; (2) it is kept (``.grad``, or captured);
+    (3) its op's backward runs, after the check of the tensors it saved; (4) each input's
+    gradient, summed down to the input's shape, is added to what reached that input; (5) the
+    node releases its saved arrays. ``grads`` and ``captured`` are keyed by the Tensors
+    themselves (identity hashes, as in ``topological_order``).
     """
     grads = {}
     for r, g in zip(roots, root_grads):
-        grads[id(r)] = g if id(r) not in grads else grads[id(r)] + g
+        grads[r] = g if r not in grads else grads[r] + g
     order = topological_order(roots)
-    wanted = None if capture is None else {id(t) for t in capture}
+    wanted = None if capture is None else set(capture)
     captured = {}
     taken = {id(g) for g in root_grads if type(g) is np.ndarray}   # see take(): the caller's
     trace, anomaly = modes.trace, modes.anomaly   # read once, not once per node
     previous, modes.local.grad_enabled = modes.local.grad_enabled, create_graph
     try:
         for t in order:
-            grad = grads.pop(id(t), None)
+            grad = grads.pop(t, None)
             if grad is None:
                 continue  # no path from the roots carried a gradient here
+            # (1) numpy scalars (0-d * 0-d gives one) become arrays; a float64 gradient for a
+            # float32 tensor (times a float64 constant) becomes float32; then the hooks
             if type(grad) is not np.ndarray or grad.dtype is not t.data.dtype:
                 grad = grad if isinstance(grad, Tensor) else np.asarray(grad, dtype=t.data.dtype)
-                # numpy scalars (0-d * 0-d gives one) become arrays; a float64 gradient for a
-                # float32 tensor (times a float64 constant) becomes float32
             if t._hooks:
                 grad = run_hooks(t, grad)
             ctx = t._ctx
+            # (2) kept
             if wanted is not None:
-                if id(t) in wanted:
-                    captured[id(t)] = grad
+                if t in wanted:
+                    captured[t] = grad
             elif ctx is None or t._retains_grad:
                 t.grad = take(grad, taken) if t.grad is None else t.grad + grad
                 if t._post_accumulate_hooks:
                     run_post_accumulate_hooks(t)
             if ctx is None:
                 continue
+            # (3) backward, once the tensors it saved are known unchanged (PyTorch's check)
             if ctx.versions is not None:
-                check_saved_versions(ctx, t)          # PyTorch's check of saved tensors
+                check_saved_versions(ctx, t)
+            fn = ctx.fn
             if create_graph:  # the same backward on Tensors: the backward pass is recorded
-                input_grads = ctx.fn.backward(ctx.differentiable(t),
-                                              grad if isinstance(grad, Tensor) else _wrap(grad, False))
+                input_grads = fn.backward(ctx.differentiable(t),
+                                          grad if isinstance(grad, Tensor) else _wrap(grad, False))
             else:
-                input_grads = ctx.fn.backward(ctx, grad)
+                input_grads = fn.backward(ctx, grad)
             if type(input_grads) is not tuple:
                 input_grads = (input_grads,)
             if trace:
-                print_step(ctx.fn, grad, input_grads)
-            send(ctx, input_grads, grads, anomaly)
-            if not retain_graph:   # free the saved arrays: a training loop's memory stays flat
-                ctx.saved_tensors = ctx.parents = ctx.versions = None
+                print_step(fn, grad, input_grads)
+            # (4) to each input that requires grad, its gradient in its shape
+            for parent, g in zip(ctx.parents, input_grads):
+                if parent is None or g is None:
+                    continue
+                if g.shape != parent.data.shape:
+                    g = unbroadcast(g, parent.data.shape, fn.__name__)
+                if anomaly:
+                    check_finite(g, f"{fn.__name__}.backward returned {{what}} in a gradient",
+                                 getattr(ctx, "site", "<created outside detect_anomaly>"))
+                grads[parent] = grads[parent] + g if parent in grads else g
+            # (5) free the saved arrays: a training loop's memory stays flat
+            if not retain_graph:
+                ctx.saved_tensors = ctx.parents = ctx.versions = ctx.inputs = None
     finally:
         modes.local.grad_enabled = previous
     if capture is not None:
-        return [None if id(t) not in captured else take(captured[id(t)], taken) for t in capture]
+        return [take(captured[t], taken) if t in captured else None for t in capture]
     return None
-
-
-def send(ctx, input_grads, grads, anomaly):
-    """Add each input's gradient to what already reached that parent (``grads``, by id),
-    summed down to the parent's shape first (``unbroadcast``)."""
-    for parent, g in zip(ctx.parents, input_grads):
-        if parent is None or g is None:
-            continue
-        if g.shape != parent.data.shape:
-            g = unbroadcast(g, parent.data.shape, ctx.fn.__name__)
-        if anomaly:
-            check_finite(g, f"{ctx.fn.__name__}.backward returned {{what}} in a gradient",
-                         getattr(ctx, "site", "<created outside detect_anomaly>"))
-        key = id(parent)
-        grads[key] = grads[key] + g if key in grads else g
 
 
 def take(grad, taken):

@@ -15,6 +15,9 @@ from ..tensor import Tensor, _as_array, _wrap
 from .anomaly import check_finite, creation_site
 
 
+SEQUENCES = frozenset((list, tuple))
+
+
 class Context:
     """One graph node: the op (``fn``), its parent Tensors and what backward needs.
 
@@ -24,15 +27,15 @@ class Context:
     ``saved_tensors``: what forward passed to ``save_for_backward`` (arrays, None or numbers);
     backward reads it, as in PyTorch. ``versions``: for each saved array that is a Tensor's data,
     (that Tensor or None for the output, its version then), which backward checks.
-    ``intermediates``: the positions in ``saved_tensors`` of float arrays that are neither an
-    input's nor the output's data (x - μ, a softmax, tie weights): see ``differentiable``.
-    Hyperparameters (axis, eps, ...) are attributes that forward sets (``ctx.axis = axis``).
+    ``inputs``: the arrays forward was given, to tell a saved input from a saved intermediate
+    (``saved_intermediates``). Hyperparameters (axis, eps, ...) are attributes that forward sets
+    (``ctx.axis = axis``).
     """
 
     parents = None         # class-level defaults: the hot path sets only what an op needs
     saved_tensors = ()
     versions = None
-    intermediates = ()
+    inputs = None
 
     def __init__(self, fn, needs_input_grad):
         self.fn = fn
@@ -52,8 +55,9 @@ class Context:
         otherwise this refuses, naming the op, instead of a silently wrong second derivative.
         """
         fn = self.fn
-        if self.intermediates and not fn.saves_constants and fn.rebuild_saved is Function.rebuild_saved:
-            i = self.intermediates[0]
+        intermediates = () if fn.saves_constants else saved_intermediates(self, output)
+        if intermediates and fn.rebuild_saved is Function.rebuild_saved:
+            i = intermediates[0]
             raise RuntimeError(
                 f"create_graph through {fn.__name__}: it saved for backward a float array that is "
                 f"neither an input's nor the output's data (saved_tensors[{i}], shape "
@@ -62,10 +66,10 @@ class Context:
                 f"{fn.__name__}.rebuild_saved to rebuild it from ctx.parents with differentiable "
                 f"ops, or set `saves_constants = True` on {fn.__name__} if it is piecewise constant "
                 f"in the inputs (a mask, tie weights). (This refusal is PyTorch's once_differentiable.)")
-        known = {id(output.data): output}
-        for p in self.parents:
+        known = {id(output.data): output}              # saved array -> the Tensor it is
+        for p, a in zip(self.parents, self.inputs):
             if p is not None:
-                known[id(p.data)] = p
+                known[id(a)] = p
         saved = tuple((known[id(a)] if id(a) in known else _wrap(a, False))
                       if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
                       for a in self.saved_tensors)
@@ -125,10 +129,10 @@ class Function:
                 parents.append(x if x.requires_grad else None)
                 any_needs = any_needs or x.requires_grad
             else:
-                if type(x) is list or type(x) is tuple:   # numbers spelled as a list: a new array
+                if isinstance(x, np.ndarray):
+                    plain = True
+                elif type(x) in SEQUENCES:           # numbers spelled as a list: a new array
                     x = _as_array(x, None, cls.__name__)
-                else:
-                    plain = plain or isinstance(x, np.ndarray)
                 arrays.append(x)
                 needs.append(False)
                 parents.append(None)
@@ -154,10 +158,10 @@ class Function:
         if out.base is not None:       # a view (reshape, transpose, indexing) of an input:
             share_version(result, inputs)   # an in-place update of one is an update of both
         if record:
-            ctx.parents = tuple(parents)
+            ctx.parents, ctx.inputs = tuple(parents), arrays
             result._ctx = ctx
             if ctx.saved_tensors:
-                note_saved(ctx, inputs, arrays, result)
+                ctx.versions = saved_versions(ctx.saved_tensors, inputs, result)
         if modes.anomaly:
             if record:
                 ctx.site = creation_site()
@@ -211,28 +215,32 @@ def own(value):
     return value
 
 
-def note_saved(ctx, inputs, arrays, result):
-    """Sort what forward saved, once, as the op is recorded (compared by identity, never ==):
-    an input Tensor's data or the output's data -> ``ctx.versions`` (the Tensor or None for the
-    output, and its version now), which backward checks; a float array that is neither ->
-    ``ctx.intermediates`` (see ``Context.differentiable``). Plain loops: the hot path."""
-    versions, intermediates, out = [], [], result.data
-    for i, a in enumerate(ctx.saved_tensors):
+def saved_versions(saved, inputs, result):
+    """[(Tensor or None for the output, its version now)] for the saved arrays that are a Tensor's
+    data, or None: what backward must find unchanged. Arrays the op made itself are its own.
+    (Compared by identity, never ==; plain loops: the cheapest form on the hot path.)"""
+    found = []
+    for x in inputs:
+        if isinstance(x, Tensor):
+            data = x.data
+            for a in saved:
+                if a is data:
+                    found.append((x, x._version[0]))
+                    break
+    out = result.data
+    for a in saved:
         if a is out:
-            versions.append((None, result._version[0]))
-            continue
-        for x, array in zip(inputs, arrays):
-            if a is array:
-                if isinstance(x, Tensor):
-                    versions.append((x, x._version[0]))
-                break
-        else:   # made by forward: an array, or a numpy float (x.mean() of a vector)
-            if isinstance(a, (np.ndarray, np.generic)) and a.dtype.kind == "f":
-                intermediates.append(i)
-    if versions:
-        ctx.versions = versions
-    if intermediates:
-        ctx.intermediates = tuple(intermediates)
+            found.append((None, result._version[0]))   # the output itself (Exp saves y)
+            break
+    return found or None
+
+
+def saved_intermediates(ctx, output):
+    """Positions in ``ctx.saved_tensors`` of float values forward computed (x - μ, a softmax, tie
+    weights, a numpy float such as x.mean()): neither one of its inputs nor the output's data."""
+    given = [id(a) for a in ctx.inputs] + [id(output.data)]
+    return tuple(i for i, a in enumerate(ctx.saved_tensors)
+                 if isinstance(a, (np.ndarray, np.generic)) and a.dtype.kind == "f" and id(a) not in given)
 
 
 def share_version(result, inputs):

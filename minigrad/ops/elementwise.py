@@ -31,14 +31,6 @@ def result_type(a, b):
     float32 array ⊕ int64 array -> float32; float32 array ⊕ float64 0-d -> float32;
     int64 array ⊕ 2.5 -> float32; float32 array ⊕ float64 array -> float64 (same rank: promoted).
     """
-    if type(a) is np.ndarray:                    # the hot path: nothing to decide
-        if type(b) is np.ndarray:
-            if a.dtype is b.dtype:
-                return a.dtype
-        elif (type(b) is float or type(b) is int) and a.dtype.kind == "f":
-            return a.dtype
-    elif type(b) is np.ndarray and (type(a) is float or type(a) is int) and b.dtype.kind == "f":
-        return b.dtype
     ranks = [None, None, None]                   # promoted dtype of: dimensioned, 0-d, scalars
     for x in (a, b):
         if isinstance(x, np.ndarray):
@@ -80,9 +72,14 @@ def combine(higher, lower):
 
 def binary(ufunc, a, b, true_division=False):
     """``ufunc(a, b)`` computed in ``result_type(a, b)`` (float32 for an integer true division)."""
-    if type(a) is np.ndarray and type(b) is np.ndarray and a.dtype is b.dtype and not (
-            true_division and a.dtype.kind in "biu"):
-        return ufunc(a, b)                       # the hot path: numpy agrees
+    if type(a) is np.ndarray:                    # the hot paths, where numpy agrees with PyTorch:
+        if type(b) is np.ndarray:                # one dtype, or a float array and a Python number
+            if a.dtype is b.dtype and not (true_division and a.dtype.kind in "biu"):
+                return ufunc(a, b)
+        elif (type(b) is float or type(b) is int) and a.dtype.kind == "f":
+            return ufunc(a, b)
+    elif type(b) is np.ndarray and (type(a) is float or type(a) is int) and b.dtype.kind == "f":
+        return ufunc(a, b)
     dtype = result_type(a, b)
     if true_division and dtype.kind in "biu":
         dtype = DEFAULT_FLOAT
