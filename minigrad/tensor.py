@@ -153,13 +153,12 @@ class Tensor:
         ``grad`` defaults to 1 and may be omitted only for one-element tensors. The graph's saved
         arrays are freed afterwards unless ``retain_graph`` (default: ``create_graph``).
         """
-        from .autograd.engine import run_backward
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad "
                                "(no input had requires_grad=True, or it was made under no_grad)")
-        run_backward([self], [_root_grad(self, grad, create_graph)],
-                     retain_graph=create_graph if retain_graph is None else retain_graph,
-                     create_graph=create_graph)
+        engine.run_backward([self], [_root_grad(self, grad, create_graph)],
+                            retain_graph=create_graph if retain_graph is None else retain_graph,
+                            create_graph=create_graph)
 
     def retain_grad(self):
         """Keep ``.grad`` on this non-leaf tensor after backward (leaves always keep it)."""
@@ -445,6 +444,7 @@ def tensor(data, requires_grad=False, dtype=None):
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
-# The ops import Function, which imports Tensor from this module: import them after the class.
+# The ops import Function, and the engine imports Tensor, from this module: import them after the class.
+from .autograd import engine  # noqa: E402
 from .ops import elementwise, linalg, reduce  # noqa: E402
 from .ops import shape as shape_ops  # noqa: E402

@@ -10,7 +10,7 @@ import numpy as np
 from .. import modes
 from ..tensor import Tensor, _root_grad, _wrap
 from .anomaly import check_finite
-from .function import check_saved_versions
+from .function import modified_since_saved
 
 RELEASED = ("Trying to backward through the graph a second time (or to use a graph whose saved "
             "arrays were already freed). Pass retain_graph=True to the first backward() if you "
@@ -109,7 +109,9 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                 continue
             # (3) backward, once the tensors it saved are known unchanged (PyTorch's check)
             if ctx.versions is not None:
-                check_saved_versions(ctx, t)
+                for saved, cell, version in ctx.versions:
+                    if cell[0] != version:
+                        raise modified_since_saved(ctx, t if saved is None else saved, version)
             fn = ctx.fn
             if create_graph:  # the same backward on Tensors: the backward pass is recorded
                 input_grads = fn.backward(ctx.differentiable(t),
@@ -142,11 +144,12 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
 
 def take(grad, taken):
     """``grad`` to become a new ``.grad`` or an ``mg.grad`` result: itself, or a copy when someone
-    else may hold it. That is when it is an array already handed out (``taken``: the caller's
-    backward(g) passes through Add unchanged; Add hands one array to both inputs), a view of
-    another array (Sum's backward broadcasts one) or read-only. Then it is taken too."""
+    else may hold it. That is when it is a view of another array (Sum's backward broadcasts one,
+    a read-only view) or an array already handed out (``taken``: the caller's
+    backward(g) passes through Add unchanged; Add hands one array to both inputs). Then it is
+    taken too."""
     if type(grad) is np.ndarray:
-        if id(grad) in taken or grad.base is not None or not grad.flags.writeable:
+        if grad.base is not None or id(grad) in taken:
             grad = grad.copy()
         taken.add(id(grad))
     return grad

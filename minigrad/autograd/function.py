@@ -26,7 +26,7 @@ class Context:
     recorded, and released (None) after backward, like ``saved_tensors``.
     ``saved_tensors``: what forward passed to ``save_for_backward`` (arrays, None or numbers);
     backward reads it, as in PyTorch. ``versions``: for each saved array that is a Tensor's data,
-    (that Tensor or None for the output, its version then), which backward checks.
+    (that Tensor or None for the output, its version cell, its version then), which backward checks.
     ``inputs``: the arrays forward was given, to tell a saved input from a saved intermediate
     (``saved_intermediates``). Hyperparameters (axis, eps, ...) are attributes that forward sets
     (``ctx.axis = axis``).
@@ -216,21 +216,22 @@ def own(value):
 
 
 def saved_versions(saved, inputs, result):
-    """[(Tensor or None for the output, its version now)] for the saved arrays that are a Tensor's
-    data, or None: what backward must find unchanged. Arrays the op made itself are its own.
-    (Compared by identity, never ==; plain loops: the cheapest form on the hot path.)"""
+    """[(Tensor or None for the output, its version cell, its version now)] for the saved arrays
+    that are a Tensor's data, or None: what backward must find unchanged (the one check is in
+    ``engine.run_backward``). Arrays the op made itself are its own. (Compared by identity,
+    never ==; plain loops: the cheapest form on the hot path.)"""
     found = []
     for x in inputs:
         if isinstance(x, Tensor):
             data = x.data
             for a in saved:
                 if a is data:
-                    found.append((x, x._version[0]))
+                    found.append((x, x._version, x._version[0]))
                     break
     out = result.data
     for a in saved:
-        if a is out:
-            found.append((None, result._version[0]))   # the output itself (Exp saves y)
+        if a is out:                  # the output itself (Exp saves y); None, not the Tensor,
+            found.append((None, result._version, result._version[0]))   # which holds this node
             break
     return found or None
 
@@ -256,13 +257,11 @@ def share_version(result, inputs):
             return
 
 
-def check_saved_versions(ctx, output):
-    """Raise, naming the op, if a tensor it saved was changed in place since (PyTorch's check)."""
-    for tensor, version in ctx.versions:
-        tensor = output if tensor is None else tensor
-        if tensor._version[0] != version:
-            raise RuntimeError(
-                f"one of the tensors {ctx.fn.__name__} saved for backward has been modified by an "
-                f"in-place operation: a {tensor.dtype} tensor of shape {tensor.shape} is at version "
-                f"{tensor._version[0]}; expected version {version} instead. Update it after "
-                f"backward, or use an out-of-place op (t = t + 1)")
+def modified_since_saved(ctx, tensor, version):
+    """The error backward raises, naming the op, when a tensor it saved was changed in place
+    since (PyTorch's check; ``tensor`` is at another version than ``version``)."""
+    return RuntimeError(
+        f"one of the tensors {ctx.fn.__name__} saved for backward has been modified by an "
+        f"in-place operation: a {tensor.dtype} tensor of shape {tensor.shape} is at version "
+        f"{tensor._version[0]}; expected version {version} instead. Update it after "
+        f"backward, or use an out-of-place op (t = t + 1)")

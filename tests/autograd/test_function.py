@@ -153,7 +153,8 @@ def test_context_holds_fn_needs_and_saved_tensors():
     assert ctx.fn.__name__ == "Mul" and list(ctx.needs_input_grad) == [True, False]
     assert ctx.parents[0] is x and ctx.parents[1] is None
     assert ctx.saved_tensors[0] is x.data and ctx.saved_tensors[1] is c.data
-    assert [(t is x, v) for t, v in ctx.versions] == [(True, 0), (False, 0)]
+    assert [(t is x, cell, v) for t, cell, v in ctx.versions] == [(True, x._version, 0),
+                                                                  (False, c._version, 0)]
     y.backward(np.ones(3))
     assert ctx.saved_tensors is None and ctx.parents is None and ctx.versions is None
 
@@ -374,7 +375,7 @@ def test_intermediates_are_found_by_position():
     y = Centre.apply(x)
     assert saved_intermediates(y.grad_fn, y) == (0,) and y.grad_fn.versions is None
     y = SaveMean.apply(x)
-    assert saved_intermediates(y.grad_fn, y) == (1,) and [t is x for t, _ in y.grad_fn.versions] == [True]
+    assert saved_intermediates(y.grad_fn, y) == (1,) and [t is x for t, _, _ in y.grad_fn.versions] == [True]
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "composed"])
