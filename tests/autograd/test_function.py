@@ -402,3 +402,13 @@ def test_eval_batch_norm_differentiates_the_forward_that_ran(fused):
     inv_std = 1 / np.sqrt(var + bn.eps)
     np.testing.assert_allclose(x.grad, g * bn.weight.data * inv_std, rtol=1e-12)
     np.testing.assert_allclose(bn.weight.grad, (g * (x.data - mean) * inv_std).sum(axis=0), rtol=1e-12)
+
+
+def test_a_tensor_used_as_an_index_is_copied_when_recorded():
+    x, m = leaf((5,)), leaf((3, 2))
+    index = mg.tensor(np.array([0, 1]))
+    y, z = x[index], m[index, 1]                             # alone and inside a tuple
+    index.data[0] = 2                                        # neither graph sees the change
+    (y.sum() + z.sum()).backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 1.0, 0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(m.grad, [[0.0, 1.0], [0.0, 1.0], [0.0, 0.0]])
