@@ -5,7 +5,7 @@ grep finds each definition. Tensor itself computes nothing: ops live in ``minigr
 graph node in ``autograd/function.py``, the backward pass in ``autograd/engine.py``.
 In-place updates (``+= -= *= /=``, ``t[i] = v``) change ``.data`` and bump the tensor's version
 (``_bump_version``); ``Function.apply`` notes the version of every tensor an op saves, and backward
-refuses one that changed since (``engine.check_saved_versions``).
+refuses one that changed since (in ``engine.run_backward``).
 """
 import numpy as np
 
@@ -138,10 +138,10 @@ class Tensor:
     # ----------------------------------------------------------------- autograd
     def requires_grad_(self, flag=True):
         if flag and self.data.dtype.kind != "f":
-            raise TypeError(f"only floating-point tensors can require gradients; got dtype {self.dtype}: "
-                            f"minigrad differentiates floating-point (real) tensors only"
-                            + (" (complex data can still be used without grad)"
-                               if self.data.dtype.kind == "c" else ""))
+            complex_note = (": minigrad differentiates floating-point (real) tensors only (complex data "
+                            "can still be used without grad)") if self.data.dtype.kind == "c" else ""
+            raise TypeError(f"only floating-point tensors can require gradients; got dtype "
+                            f"{self.dtype}{complex_note}")
         if not self.is_leaf and not flag:
             raise RuntimeError("requires_grad can only be changed on leaf tensors; use detach()")
         self.requires_grad = bool(flag)
