@@ -1,5 +1,6 @@
 """The backward pass: seeding and its errors, accumulation, retained and released graphs, deep
-graphs, un-broadcasting, hooks, anomaly detection, tracing (mg.grad and higher order: test_grad.py).
+graphs, un-broadcasting, hooks (and what they may return), post accumulate grad hooks, anomaly
+detection, tracing (mg.grad and higher order: test_grad.py).
 """
 import inspect
 import weakref

@@ -1,8 +1,11 @@
-"""Function.apply and Context: what a recorded op keeps, and the version check at backward.
+"""Function.apply and Context: what a recorded op keeps, the version check at backward, and what
+create_graph does with saved intermediates.
 
 A saved tensor changed in place after the op saved it makes backward raise (PyTorch's check),
-naming the op; arrays the caller may still change (numpy constants, indices, targets) are the
-graph's own copies, so changing them later changes nothing.
+naming the op; values the caller may still change (numpy constants, index lists and masks, list
+operands, a user op's list hyperparameters, targets) are the graph's own copies, so changing
+them later changes nothing. Under create_graph an op that saved a float intermediate must
+rebuild it (rebuild_saved) or declare it constant (saves_constants), else it is refused.
 """
 import numpy as np
 import pytest

@@ -1,6 +1,9 @@
 """Elementwise ops: forward against numpy, gradients against finite differences (float64, random
-upstream gradient, via mg.gradcheck), broadcasting, a tensor used twice, second order.
+upstream gradient, via mg.gradcheck), broadcasting, a tensor used twice, second order; the result
+dtype by PyTorch's promotion rules (an explicit table, and every pair against torch).
 """
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -388,3 +391,10 @@ def test_promotion_against_torch(name):
             assert got == expected.replace("complex32", "complex64"), (a, name, b)
             checked += 1
     assert checked > 600
+
+
+def test_log_of_a_number_as_pow_s_backward_uses_it():
+    assert elementwise.log(math.e) == pytest.approx(1.0)
+    assert elementwise.log(0.0) == -math.inf and elementwise.log(0) == -math.inf
+    assert math.isnan(elementwise.log(-1.0))
+    assert elementwise.log(np.float32(1.0)) == 0.0
