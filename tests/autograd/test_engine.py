@@ -392,7 +392,8 @@ def test_grad_refuses_a_grad_outputs_list_of_the_wrong_length():
         mg.grad([y1, y2], [x], grad_outputs=[np.ones(3)])     # never a silently dropped output
 
 
-@pytest.mark.parametrize("returned", [[1.0, 2.0, 3.0], 2.0, "grad", np.array([1, 2, 3]), mg.tensor([1.0, 2.0, 3.0])],
+@pytest.mark.parametrize("returned", [[1.0, 2.0, 3.0], 2.0, "grad", np.array([1, 2, 3]),
+                                      mg.tensor([1.0, 2.0, 3.0])],
                          ids=["list", "float", "str", "int-array", "tensor"])
 def test_a_hook_returning_what_is_not_a_float_array_is_refused_naming_it(returned):
     x = leaf(3)

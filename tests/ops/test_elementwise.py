@@ -290,8 +290,8 @@ def test_binary_ops_promote_as_pytorch_does(a, b, expected):
     assert elementwise.result_type(x, y) == np.dtype(expected)
 
 
-DIVISION = [("int64[2]", "int64[2]", "float32"), ("int32[2]", "2", "float32"), ("bool[2]", "bool[2]", "float32"),
-            ("int64[2]", "float64[]", "float64"), ("float32[2]", "int64[2]", "float32"),
+DIVISION = [("int64[2]", "int64[2]", "float32"), ("int32[2]", "2", "float32"),
+            ("bool[2]", "bool[2]", "float32"), ("int64[2]", "float64[]", "float64"), ("float32[2]", "int64[2]", "float32"),
             ("float64[2]", "2", "float64")]
 POWER = [("int64[2]", "2", "int64"), ("int64[2]", "2.5", "float32"), ("2.5", "int64[2]", "float32"),
          ("float32[2]", "float64[]", "float32"), ("float32[2]", "int64[2]", "float32")]
