@@ -186,6 +186,10 @@ class Tensor:
                              f"tensor has shape {self.shape}")
         return self.data.item()
 
+    def _bump_version(self):
+        """Record an in-place change of ``data``: backward refuses tensors saved at an older version."""
+        self._version[0] += 1
+
     # ----------------------------------------------------------------- in place
     # PyTorch's rules: in place on .data, bumping the version counter (backward refuses a tensor
     # an op saved at an older version). Allowed on tensors that need no grad, and on any tensor
