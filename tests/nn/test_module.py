@@ -305,6 +305,39 @@ def test_double_casts_parameters_and_float_buffers_and_returns_self():
     assert model.to(np.float64) is model and model[0].weight.dtype == np.float64
 
 
+@pytest.mark.parametrize("dtype, message", [
+    (np.int64, r"Module\.to only accepts floating point dtypes, but got desired dtype=int64$"),
+    (np.int8, r"but got desired dtype=int8$"),
+    (bool, r"but got desired dtype=bool$"),
+    (np.complex128, r"dtype=complex128; minigrad differentiates real tensors only"),
+    (np.complex64, r"dtype=complex64; minigrad differentiates real tensors only"),
+    ("cpu", r"Module\.to only accepts floating point dtypes \(e\.g\. np\.float32\), but got 'cpu'"),
+    (None, r"but got None"),
+], ids=["int64", "int8", "bool", "complex128", "complex64", "a_device", "None"])
+def test_to_refuses_what_is_not_a_real_floating_point_dtype_and_changes_nothing(dtype, message):
+    # an integer cast would truncate every weight and leave integer Parameters requiring grad
+    model = make_model()
+    with mg.train_mode():
+        model(mg.tensor(np.ones((2, 4), dtype=np.float32))).backward(np.ones((2, 2), dtype=np.float32))
+    before = model.state_dict()
+    with pytest.raises(TypeError, match=message):
+        model.to(dtype)
+    assert_model_unchanged(model, before)
+    assert all(p.requires_grad and p.grad.dtype == np.float32 for p in model.parameters())
+
+
+def test_to_casts_a_tensor_gradient_too():
+    layer = nn.Linear(2, 1)
+    x = mg.tensor(np.ones((3, 2), dtype=np.float32))
+    (layer(x) ** 2).sum().backward(create_graph=True)       # .grad is a Tensor now
+    assert isinstance(layer.weight.grad, mg.Tensor)
+    expected = layer.weight.grad.data.astype(np.float64)
+    layer.to(np.float64)
+    assert layer.weight.grad.dtype == np.float64
+    np.testing.assert_array_equal(layer.weight.grad, expected)
+    assert layer.to("float16").weight.dtype == np.float16   # any real floating dtype, by any name
+
+
 def test_python_scalars_take_the_tensor_dtype():
     y = nn.Linear(3, 2)(mg.tensor(np.ones((1, 3), dtype=np.float32)))
     assert (y * 0.5 + 1).dtype == np.float32
