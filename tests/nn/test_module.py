@@ -479,3 +479,11 @@ def test_reassigning_a_name_to_another_kind_leaves_nothing_stale():
     m.head = nn.Parameter(np.ones(2))            # ...and then a parameter
     assert isinstance(m.head, nn.Parameter)
     assert list(m.state_dict()) == ["head"]      # the Linear's weights are gone with it
+
+
+def test_load_state_dict_is_an_in_place_update():
+    layer = mg.nn.Linear(2, 1, dtype=np.float64)
+    y = (layer(mg.tensor(np.ones((3, 2)))) ** 2).sum()
+    layer.load_state_dict({k: v + 1 for k, v in layer.state_dict().items()})
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        y.backward()
