@@ -1,8 +1,8 @@
 """Checkpoints: ``save(obj, path)`` writes a dict, ``load(path)`` gives the same dict back.
 
 A checkpoint is a zip file (an .npz, which numpy can also open) with each array as an .npy
-member ``0.npy``, ``1.npy``, ...; ``tree.json``, the nesting (dicts with str or int keys,
-lists, tuples, Python numbers, arrays by member number); and ``checksum.sha256``, a digest of
+member ``0.npy``, ``1.npy``, ...; ``tree.json``, the nesting (dicts with str or int keys, lists,
+tuples, Python numbers, strings and None, arrays by member number); and ``checksum.sha256``, a digest of
 every other member that ``load`` verifies first, so a damaged file is refused and never loads
 as different data. Never pickle. Writes are atomic (a temporary file in the same folder,
 fsynced, renamed over ``path``), and everything is checked before it is created.
@@ -26,9 +26,9 @@ EARLIER_FORMAT = "__minigrad__.npy"      # checkpoint-1: keys as strings, lists 
 
 def save(obj, path):
     """Write the dict ``obj`` to exactly ``path``. Values may be arrays, Tensors (saved as their
-    arrays), numpy scalars, Python ints, floats and bools, and dicts (str or int keys), lists
-    and tuples of them, nested freely. ``load`` returns the same nesting with the same types,
-    Tensors as arrays. Anything else (str, None, objects) is a TypeError naming its key."""
+    arrays), numpy scalars, Python ints, floats, bools, strings and None, and dicts (str or int
+    keys), lists and tuples of them, nested freely. ``load`` returns the same nesting with the
+    same types, Tensors as arrays. Anything else (objects, sets) is a TypeError naming its key."""
     if not isinstance(obj, dict):
         raise TypeError(f"save expects a dict (e.g. a state_dict), got {type(obj).__name__}")
     arrays = []
@@ -97,10 +97,10 @@ def _encode(value, name, arrays, inside):
             raise TypeError(f"save: {name!r} is an object array, which would need pickle; refused")
         arrays.append(np.asarray(value))
         return {"array" if isinstance(value, np.ndarray) else "scalar": len(arrays) - 1}
-    if type(value) in (bool, int, float):
+    if value is None or type(value) in (bool, int, float, str):
         return value
     raise TypeError(f"save: {name!r} is a {type(value).__name__}; a checkpoint holds arrays, Tensors, "
-                    f"numbers, bools, and dicts, lists and tuples of them (no pickling)")
+                    f"numbers, bools, strings, None, and dicts, lists and tuples of them (no pickling)")
 
 
 def _key(key, name):
@@ -113,9 +113,7 @@ def _key(key, name):
 def _decode(node, arrays):
     if isinstance(node, list):
         return [_decode(item, arrays) for item in node]
-    if not isinstance(node, dict):
-        if type(node) not in (bool, int, float):
-            raise TypeError(f"unexpected value {node!r}")
+    if not isinstance(node, dict):      # bool, int, float, str, None: json gives no other type
         return node
     ((kind, value),) = node.items()
     if kind == "dict":

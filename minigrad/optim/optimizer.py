@@ -139,7 +139,7 @@ class Optimizer:
         self._check_group(group, where)
         params = param_list(group["params"], f"{where} 'params'")
         values = tuple(tuple(v) if isinstance(v, list) else v for v in map(group.get, self.defaults))
-        return values, list(map(id, group["params"])), list({id(p): p for p in params}.values())
+        return values, list(map(id, params)), list({id(p): p for p in params}.values())
 
     # ------------------------------------------------------------------ state_dict
     def state_dict(self):
