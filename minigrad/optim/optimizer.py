@@ -12,6 +12,8 @@ leaves the optimizer and the parameters as they were.
     opt.lr = 0.05                                    # only with one group; else AttributeError
 """
 import operator
+import os
+import sys
 import warnings
 from collections import defaultdict
 from collections.abc import Mapping
@@ -21,6 +23,8 @@ import numpy as np
 from ..tensor import Tensor
 from .loading import read_state_dict
 from .validate import CHECKS, as_groups, check_gradient, describe, param_list
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 class Optimizer:
@@ -59,7 +63,8 @@ class Optimizer:
         if len({id(p) for p in params}) != len(params):      # PyTorch 2.13's warning, word for word
             warnings.warn("optimizer contains a parameter group with duplicate parameters; in future, "
                           "this will cause an error; see github.com/pytorch/pytorch/issues/40967 for "
-                          "more information (minigrad steps each parameter once)", UserWarning, stacklevel=3)
+                          "more information (minigrad steps each parameter once)", UserWarning,
+                          stacklevel=_user_stacklevel())
         taken = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in taken for p in params):
             raise ValueError("some parameters appear in more than one parameter group")
@@ -166,3 +171,12 @@ class Optimizer:
         first (loading.py); a refused call changes nothing."""
         groups, state = read_state_dict(self, state_dict)
         self.param_groups, self.state, self._checked = groups, state, {}
+
+
+def _user_stacklevel():
+    """warnings.warn's stacklevel for the caller's caller's first frame outside minigrad/optim:
+    a warning names the user's line, however many __init__s (AdamW, Adam, Optimizer) lie between."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == HERE:
+        level, frame = level + 1, frame.f_back
+    return level

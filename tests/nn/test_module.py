@@ -487,3 +487,19 @@ def test_load_state_dict_is_an_in_place_update():
     layer.load_state_dict({k: v + 1 for k, v in layer.state_dict().items()})
     with pytest.raises(RuntimeError, match="modified by an in-place operation"):
         y.backward()
+
+
+def test_a_forward_pre_hook_may_replace_the_arguments():
+    m = TwoLayer()
+    x = mg.tensor(np.ones((2, 3), dtype=np.float32))
+    handle = m.register_forward_pre_hook(lambda module, args: args[0] * 0)      # one value: wrapped
+    np.testing.assert_allclose(m(x).data, np.broadcast_to(m.body.bias.data * 2.0, (2, 4)), rtol=1e-6)
+    handle.remove()
+    m.register_forward_pre_hook(lambda module, args: (args[0], 5.0))           # a tuple: all of them
+    np.testing.assert_allclose(m(x).data, (x.data @ m.body.weight.data.T + m.body.bias.data) * 2.0 + 5.0, rtol=1e-6)
+
+
+def test_named_children_are_the_direct_sub_modules():
+    model = make_model()
+    assert [name for name, _ in model.named_children()] == ["0", "1", "2", "3"]
+    assert [child for _, child in model.named_children()] == list(model.children())

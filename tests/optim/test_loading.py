@@ -209,6 +209,9 @@ LOAD_REFUSALS = {
     "extra_key": (sgd_momentum, lambda: dict(trained(sgd_momentum).state_dict(), epoch=3),
                   r"the keys 'state' and 'param_groups'; got \['epoch', 'param_groups', 'state'\]"),
     "no_groups": (sgd_momentum, lambda: {"state": {}}, r"got \['state'\]"),
+    "group_without_params": (sgd_momentum, lambda: {"state": {}, "param_groups": [
+                                 {k: v for k, v in trained(sgd_momentum).state_dict()["param_groups"][0].items()
+                                  if k != "params"}]}, r"state_dict param_groups\[0\] has no 'params'"),
     "no_state": (sgd_momentum, lambda: {"param_groups": trained(sgd_momentum).state_dict()["param_groups"]},
                  r"the keys 'state' and 'param_groups'; got \['param_groups'\]"),
     "groups_not_a_list": (sgd_momentum, lambda: {"state": {}, "param_groups": 5},

@@ -378,3 +378,20 @@ def test_a_parameter_list_changed_by_hand_is_checked_and_used():
     opt.param_groups[0]["params"] = [b]                 # a new list
     opt.step()
     np.testing.assert_allclose([a.data[0], b.data[0]], [0.7, 0.8])
+
+
+def test_the_duplicate_warning_names_the_user_s_line():
+    w = nn.Parameter(np.ones(1))
+    for build in (lambda: optim.SGD([w, w], lr=0.1), lambda: optim.AdamW([{"params": [w, w]}]),
+                  lambda: optim.Adam([nn.Parameter(np.ones(1))]).add_param_group({"params": [w, w]})):
+        with pytest.warns(UserWarning, match="duplicate parameters") as caught:
+            build()
+        assert [r.filename for r in caught] == [__file__]
+
+
+@pytest.mark.parametrize("group", [[nn.Parameter(np.ones(1))], nn.Parameter(np.ones(1)), "params", None])
+def test_add_param_group_wants_a_dict(group):
+    opt = optim.SGD([nn.Parameter(np.ones(1))], lr=0.1)
+    with pytest.raises(TypeError, match=rf"param_group must be a dict, but got {type(group).__name__}"):
+        opt.add_param_group(group)
+    assert len(opt.param_groups) == 1

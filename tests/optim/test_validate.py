@@ -142,3 +142,14 @@ def test_parameters_that_are_not_real_floating_point_are_refused(dtype, message)
             opt.add_param_group({"params": [bad]})
         assert_unchanged(opt, before)
     assert optim.SGD([mg.tensor(np.ones(2, dtype=np.float16))], lr=0.1)      # every real float is fine
+
+
+def test_numpy_numbers_are_hyperparameters_too():
+    w = nn.Parameter(np.ones(2))
+    opt = optim.Adam([w], lr=np.float32(0.5), betas=(np.float64(0.5), 0.9), eps=np.float16(1e-3),
+                     weight_decay=np.int64(0))
+    w.grad = np.ones(2)
+    opt.step()                                      # a first Adam step moves each coordinate by lr
+    np.testing.assert_allclose(w.data, [0.5, 0.5], rtol=1e-3)
+    with pytest.raises(TypeError, match=r"Adam: beta parameter at index 0 must be a real number, got np.True_"):
+        optim.Adam([w], betas=(np.True_, 0.9))
