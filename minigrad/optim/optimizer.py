@@ -129,9 +129,8 @@ class Optimizer:
                 if type(grad) is not np.ndarray:       # a Tensor after backward(create_graph=True)
                     grad = grad.data if isinstance(grad, Tensor) else np.asarray(grad)
                 data = p.data
-                if grad.shape != data.shape or data.dtype.kind != "f" or (
-                        grad.dtype is not data.dtype and grad.dtype.kind not in "biuf"):
-                    check_gradient(p, grad, f"param group {i}")   # raises if one is wrong
+                if grad.shape != data.shape or data.dtype.kind != "f" or grad.dtype.kind not in "biuf":
+                    check_gradient(p, grad, f"param group {i}")   # raises, naming what is wrong
                 pairs.append((p, grad))
             work.append((group, pairs))
         return work

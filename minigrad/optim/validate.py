@@ -112,7 +112,7 @@ def param_list(params, where):
 
 
 def check_gradient(p, grad, where):
-    """Raise if ``p`` cannot be stepped with ``grad`` (an array), with the one message for each case."""
+    """Raise because ``p`` cannot be stepped with ``grad`` (an array): the one message for each case."""
     if p.data.dtype.kind != "f":     # .data replaced after construction, e.g. by a complex array
         raise TypeError(f"{where}: a parameter of shape {p.shape} now has dtype {p.dtype}; optimizers "
                         f"step real floating-point parameters only (minigrad differentiates real "
