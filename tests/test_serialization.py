@@ -123,6 +123,8 @@ def test_the_same_dict_gives_the_same_bytes(tmp_path):
     mg.save(checkpoint(), tmp_path / "a")
     mg.save(checkpoint(), tmp_path / "b")
     assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
+    with zipfile.ZipFile(tmp_path / "a") as archive:         # no clock: zip's earliest date, stored
+        assert {(i.date_time, i.compress_type) for i in archive.infolist()} == {((1980, 1, 1, 0, 0, 0), 0)}
 
 
 def test_the_file_is_an_npz_that_numpy_opens(tmp_path):

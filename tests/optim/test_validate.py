@@ -153,3 +153,15 @@ def test_numpy_numbers_are_hyperparameters_too():
     np.testing.assert_allclose(w.data, [0.5, 0.5], rtol=1e-3)
     with pytest.raises(TypeError, match=r"Adam: beta parameter at index 0 must be a real number, got np.True_"):
         optim.Adam([w], betas=(np.True_, 0.9))
+
+
+def test_the_edges_of_each_range_are_accepted_as_in_torch():
+    # lr, momentum, weight_decay, eps = 0 and betas = (0, 0) are valid: m = g, v = g², no history
+    w = nn.Parameter(np.array([1.0, -2.0]))
+    optim.SGD([w], lr=0.0, momentum=0.0, dampening=-1.0, weight_decay=0.0)
+    opt = optim.Adam([w], lr=0.5, betas=(0.0, 0.0), eps=0.0, weight_decay=0.0)
+    for g in ([2.0, -1.0], [-4.0, 3.0]):
+        before = w.data.copy()
+        w.grad = np.array(g)
+        opt.step()                                  # p -= lr · g / |g| at every step
+        np.testing.assert_allclose(w.data, before - 0.5 * np.sign(g), rtol=1e-12)
