@@ -110,16 +110,14 @@ class Optimizer:
     def _gradients(self):
         """[(group, [(p, gradient array), ...])]: each group's parameters that have a gradient,
         each once (a repeated one is tied weights: one update), all checked before step moves
-        any. A group is checked again only when it changed since (its hyperparameters are not
-        the same objects, or its parameter list not the same tensors: cheap to compare); every
+        any. A group is checked again only when it changed since (its values are not the very
+        objects last checked, or its "params" not the same tensors: cheap to compare); every
         gradient's shape and dtype, and every parameter's dtype, are checked every step."""
         work = []
         for i, group in enumerate(self.param_groups):
-            params = group["params"]
-            values = tuple(map(group.get, self.defaults))
-            seen = self._checked.get(i)          # (values, parameter ids, parameters) last checked
-            if (seen is None or len(group) != len(values) + 1 or type(params) is not list
-                    or not all(map(operator.is_, values, seen[0])) or list(map(id, params)) != seen[1]):
+            seen = self._checked.get(i)          # (group's values, ids of its params, params once)
+            if (seen is None or len(group) != len(seen[0]) or not all(map(operator.is_, group.values(), seen[0]))
+                    or list(map(id, group["params"])) != seen[1]):
                 seen = self._checked[i] = self._check_changed_group(group, i)
             pairs = []
             for p in seen[2]:
@@ -136,13 +134,12 @@ class Optimizer:
         return work
 
     def _check_changed_group(self, group, i):
-        """Check group ``i`` in full (it is new, or changed by hand since the last step): returns
-        (its hyperparameters, the ids of its "params", its parameters each once). The values are
-        kept (so ids stay unique) and a list (betas) as a tuple, so a list is checked every step."""
+        """Check group ``i`` in full (it is new, or changed by hand since the last step). Returns
+        (its values as _kept, the ids of its parameters, its parameters each once)."""
         where = f"param group {i}"
         self._check_group(group, where)
         params = param_list(group["params"], f"{where} 'params'")
-        values = tuple(tuple(v) if isinstance(v, list) else v for v in map(group.get, self.defaults))
+        values = tuple(_kept(name, value) for name, value in group.items())
         return values, list(map(id, params)), list({id(p): p for p in params}.values())
 
     # ------------------------------------------------------------------ state_dict
@@ -170,6 +167,15 @@ class Optimizer:
         first (loading.py); a refused call changes nothing."""
         groups, state = read_state_dict(self, state_dict)
         self.param_groups, self.state, self._checked = groups, state, {}
+
+
+def _kept(name, value):
+    """``value`` as later steps compare it by identity: itself (kept alive, so no other object
+    can take its id), but a list of hyperparameters (betas) as a tuple copy and "params" that is
+    not a list as None: never the same object, so such a group is checked at every step."""
+    if name == "params":
+        return value if type(value) is list else None
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _user_stacklevel():
