@@ -26,8 +26,6 @@ def check_int(value, name, where, minimum=None):
 
 def check_real(value, name, where):
     """``value`` unchanged if it is a real number (int, float or a numpy one, not a bool), else TypeError."""
-    if type(value) is float or type(value) is int:     # the usual case, without the slow ABC check
-        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{where}: {name} must be a real number, got {value!r} ({type(value).__name__})")
     return value

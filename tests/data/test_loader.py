@@ -69,6 +69,11 @@ def test_split_rejects_bad_fraction(fraction, error, message):
         train_val_split(np.zeros(10), np.zeros(10), val_fraction=fraction)
 
 
+def test_split_takes_a_numpy_fraction():
+    _, _, X_va, _ = train_val_split(np.arange(20), np.arange(20) % 2, val_fraction=np.float32(0.25), seed=np.int64(1))
+    assert len(X_va) == 5
+
+
 def test_split_rejects_length_mismatch_and_empty_parts():
     with pytest.raises(ValueError, match="same length, got 10 and 9"):
         train_val_split(np.zeros(10), np.zeros(9))

@@ -39,3 +39,8 @@ def test_spirals_noise_free_geometry():
 def test_spirals_refuse_bad_arguments(kwargs, error, message):
     with pytest.raises(error, match=message):
         make_spirals(**kwargs)
+
+
+def test_spirals_take_numpy_numbers():
+    X, y = make_spirals(n_per_class=np.int64(4), classes=np.uint8(2), noise=np.float32(0.0), seed=np.int32(3))
+    np.testing.assert_array_equal(X, make_spirals(n_per_class=4, classes=2, noise=0.0, seed=3)[0])

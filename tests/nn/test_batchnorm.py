@@ -698,7 +698,7 @@ def test_constructor_accepts_the_edges():
     x = mg.tensor(np.random.default_rng(31).standard_normal((6, 1)) * 2 + 3)
     unbiased = x.data.var(ddof=1)
     for momentum, expected in ((0.0, 1.0), (1.0, unbiased), (None, unbiased)):
-        layer = nn.BatchNorm1d(np.int64(1), momentum=momentum, eps=1e-12, dtype=np.float64)
+        layer = nn.BatchNorm1d(np.int64(1), momentum=momentum, eps=np.float64(1e-12), dtype=np.float64)
         with mg.train_mode():
             layer(x)
         assert layer.eps == 1e-12 and layer.momentum == momentum
