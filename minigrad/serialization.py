@@ -73,7 +73,7 @@ def load(path):
         arrays = [np.lib.format.read_array(io.BytesIO(members[f"{i}.npy"]), allow_pickle=False)
                   for i in range(len(members))]
         return _decode(header["tree"], arrays)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as err:
         raise ValueError(f"{path!r} is not a well-formed minigrad checkpoint: {err}") from None
 
 

@@ -363,8 +363,10 @@ def test_a_changed_member_with_a_valid_zip_crc_is_caught_by_the_checksum(tmp_pat
 
 
 def with_valid_checksum(path, tree, arrays=()):
-    """A hand-made checkpoint whose checksum is right: only its contents can be wrong."""
-    members = {"tree.json": json.dumps(tree).encode()}
+    """A hand-made checkpoint whose checksum is right: only its contents can be wrong ("deep":
+    a tree nested deeper than Python's recursion limit)."""
+    deep = '{"format": "minigrad-checkpoint-2", "tree": {"dict": [["a", ' + "[" * 10**5 + "]" * 10**5 + "]]}}"
+    members = {"tree.json": (deep if tree == "deep" else json.dumps(tree)).encode()}
     for i, data in enumerate(arrays):
         members[f"{i}.npy"] = data
     members["checksum.sha256"] = serialization._digest(members)
@@ -388,7 +390,8 @@ def npy(array, allow_pickle=False):
     ({"format": "minigrad-checkpoint-2", "tree": {"dict": [[1.5, 1]]}}, ()),
     ({"format": "minigrad-checkpoint-2", "tree": {"dict": [[None, 1]]}}, ()),
     ({"format": "minigrad-checkpoint-2", "tree": {"dict": [["a", {"array": 0}]]}}, (b"not an npy",)),
-], ids=["format", "no_format", "index", "negative_index", "kind", "key", "null", "npy"])
+    ("deep", ()),
+], ids=["format", "no_format", "index", "negative_index", "kind", "key", "null", "npy", "deep"])
 def test_a_malformed_checkpoint_with_a_valid_checksum_is_a_value_error(tmp_path, tree, arrays):
     with_valid_checksum(tmp_path / "c", tree, arrays)
     with pytest.raises(ValueError, match="is not a well-formed minigrad checkpoint"):
