@@ -11,11 +11,11 @@ The composed and the fused batch norm have the same signature and return the sam
 are pure functions of their inputs; only ``batch_norm`` touches the running buffers.
 """
 import math
-import numbers
 
 import numpy as np
 
 from .. import modes
+from ..checks import check_int, check_real, float_dtype
 from ..ops.fused import BatchNormFused, bn_axes, bn_param_shape
 from ..tensor import Tensor
 from .module import Module, Parameter
@@ -26,7 +26,7 @@ from .module import Module, Parameter
 
 
 def batch_norm_composed(x, weight, bias, eps=1e-5):
-    """Training-mode batch norm from primitive ops (about 8 graph nodes); see batch_norm_fused."""
+    """Training-mode batch norm from primitive ops (11 graph nodes); see batch_norm_fused."""
     axes, shape = bn_axes(x), bn_param_shape(x)
     mean = x.mean(axis=axes, keepdims=True)                # (N, C, ...) -> (1, C, 1...)
     centred = x - mean                                     # centre first: stable variance
@@ -139,13 +139,11 @@ def _bn_channels(x, running_mean, running_var, weight, bias):
 # --------------------------------------------------------------------------- the layer
 def check_bn_args(layer, num_features, eps, momentum):
     """A batch-norm layer's constructor arguments: C >= 1, eps > 0, momentum None or in [0, 1]."""
-    if isinstance(num_features, bool) or not isinstance(num_features, numbers.Integral) or num_features < 1:
-        raise ValueError(f"{layer}: num_features must be a positive integer, got {num_features!r}")
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < math.inf:
+    check_int(num_features, "num_features", layer, minimum=1)
+    if not 0 < check_real(eps, "eps", layer) < math.inf:
         raise ValueError(f"{layer}: eps must be a positive number (it keeps 1/sqrt(var + eps) "
                          f"finite), got {eps!r}")
-    if momentum is not None and (isinstance(momentum, bool) or not isinstance(momentum, numbers.Real)
-                                 or not 0 <= momentum <= 1):
+    if momentum is not None and not 0 <= check_real(momentum, "momentum", layer) <= 1:
         raise ValueError(f"{layer}: momentum must be None (a cumulative average) or a number in "
                          f"[0, 1], got {momentum!r}")
 
@@ -176,7 +174,7 @@ class _BatchNorm(Module):
                  fused=True, dtype=None):
         super().__init__()
         check_bn_args(type(self).__name__, num_features, eps, momentum)
-        dtype = np.dtype(dtype or np.float32)
+        dtype = np.dtype(np.float32) if dtype is None else float_dtype(dtype, type(self).__name__)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats, self.fused = affine, track_running_stats, fused
         self.frozen = False

@@ -8,9 +8,12 @@
 
 In eval mode batch norm is an affine map per channel, y = x·s + (β - mean·s) with
 s = γ / sqrt(running_var + eps), so it folds into the layer before it (PyTorch's formulas,
-torch.nn.utils.fusion): W' = W·s per output channel, b' = (b - mean)·s + β. The original
-layers are never modified. BatchRenorm folds too (its eval mode is BatchNorm's); GroupNorm and
-LayerNorm do not: their statistics are per sample, computed at inference from the input itself.
+torch.nn.utils.fusion): W' = W·s per output channel, b' = (b - mean)·s + β. That algebra
+needs batch norm's channel axis (axis 1) to be the layer's output axis: always so for a
+convolution, (N, C_out, ...); for a Linear only on (N, features) input, which the folded
+Linear (``FoldedLinear``) checks at every call. The original layers are never modified.
+BatchRenorm folds too (its eval mode is BatchNorm's); GroupNorm and LayerNorm do not: their
+statistics are per sample, computed at inference from the input itself.
 """
 import copy
 import numbers
@@ -18,23 +21,54 @@ import numbers
 import numpy as np
 
 from .. import modes
-from .batchnorm import BatchNorm1d, _BatchNorm
+from .batchnorm import BatchNorm1d, BatchNorm2d, _BatchNorm
 from .batchrenorm import BatchRenorm1d, BatchRenorm2d, _BatchRenorm
 from .layers import Linear
-from .module import Parameter, Sequential
+from .module import Module, Parameter, Sequential
 from .normalization import GroupNorm, LayerNorm
 
 
+class FoldedLinear(Linear):
+    """Linear followed by BatchNorm1d (eval mode), folded: y = x @ W'ᵀ + b', x: (N, in_features).
+
+    Equal to the pair only on (N, in_features) input: there batch norm's channel axis 1 is the
+    Linear's output axis. On (N, C, L) input the Linear maps L and batch norm normalised C, so
+    no Linear can stand for them; such input is refused (ValueError), never computed wrongly."""
+
+    def __init__(self, weight, bias):
+        Module.__init__(self)             # no random initialisation: the folded values are given
+        self.out_features, self.in_features = weight.shape
+        self.weight, self.bias = weight, bias
+
+    def forward(self, x):
+        if x.ndim != 2:
+            raise ValueError(f"FoldedLinear (a Linear folded with the BatchNorm1d after it) takes input of "
+                             f"shape (N, {self.in_features}), got shape {x.shape}: on input of another "
+                             f"rank batch norm normalised another axis than the Linear's outputs, so the "
+                             f"fold does not hold; use the unfolded model")
+        return super().forward(x)
+
+
 def fuse_linear_bn_eval(linear, bn):
-    """A new Linear equal to ``bn(linear(x))`` in eval mode: W' = W·s, b' = (b - mean)·s + β,
-    s = γ / sqrt(running_var + eps), per output feature. W: (out, in), all others (out,)."""
+    """A FoldedLinear equal to ``bn(linear(x))`` in eval mode for x of shape (N, in_features):
+    W' = W·s, b' = (b - mean)·s + β, s = γ / sqrt(running_var + eps), per output feature.
+    W: (out, in), all others (out,). ``linear`` a Linear, ``bn`` a BatchNorm1d."""
     return _fuse(linear, bn, "fuse_linear_bn_eval")
 
 
 def fuse_conv_bn_eval(conv, bn):
-    """A new Conv (1-D or 2-D) equal to ``bn(conv(x))`` in eval mode: the weight (C_out, C_in,
-    *kernel) is scaled per output channel, and a bias is made if the conv had none."""
+    """A new Conv1d (Conv2d) equal to ``bn(conv(x))`` in eval mode, ``bn`` a BatchNorm1d
+    (BatchNorm2d): the weight (C_out, C_in, *kernel) is scaled per output channel, and a bias
+    is made if the conv had none."""
     return _fuse(conv, bn, "fuse_conv_bn_eval")
+
+
+def _pairs(name):
+    """What the fusion ``name`` takes: (how to say it, {layer class: its batch norm class})."""
+    from .conv import Conv1d, Conv2d   # here: conv.py builds on this package's modules
+    if name == "fuse_linear_bn_eval":
+        return "a Linear", {Linear: (BatchNorm1d, BatchRenorm1d), FoldedLinear: (BatchNorm1d, BatchRenorm1d)}
+    return "a Conv1d or Conv2d", {Conv1d: (BatchNorm1d, BatchRenorm1d), Conv2d: (BatchNorm2d, BatchRenorm2d)}
 
 
 def _fuse(layer, bn, name):
@@ -43,8 +77,12 @@ def _fuse(layer, bn, name):
         raise TypeError(f"{name}: {type(bn).__name__} does not fold: it normalises each sample with "
                         f"statistics computed at inference from that sample itself, so no fixed "
                         f"affine map, and no folded layer, reproduces it")
-    if not isinstance(bn, _BatchNorm):
-        raise TypeError(f"{name}: expected a BatchNorm layer second, got {type(bn).__name__}")
+    expected, pairs = _pairs(name)
+    if type(layer) not in pairs:       # exact types: a subclass may compute something else
+        raise TypeError(f"{name}: expected {expected} first, got {type(layer).__name__}")
+    if type(bn) not in pairs[type(layer)]:
+        raise TypeError(f"{name}: expected a {' or '.join(c.__name__ for c in pairs[type(layer)])} second "
+                        f"(the batch norm that folds into a {type(layer).__name__}), got {type(bn).__name__}")
     if not bn.track_running_stats:
         raise ValueError(f"{name}: {bn!r} has no running statistics (track_running_stats=False), "
                          f"so it normalises with batch statistics and does not fold")
@@ -55,8 +93,9 @@ def _fuse(layer, bn, name):
     weight = layer.weight.data
     out = weight.shape[0]
     if bn.num_features != out:
-        raise ValueError(f"{name}: {type(layer).__name__} has {out} outputs but "
-                         f"{type(bn).__name__} has {bn.num_features} features")
+        raise ValueError(f"{name}: {type(layer).__name__} has {out} outputs but {type(bn).__name__} has "
+                         f"{bn.num_features} features" + (": it must normalise another axis (as after a "
+                         f"Linear on (N, C, L) input), and then it does not fold" if isinstance(layer, Linear) else ""))
     if bn.running_var.dtype != weight.dtype:
         raise TypeError(f"{name}: {type(layer).__name__} is {weight.dtype} but "
                         f"{type(bn).__name__} is {bn.running_var.dtype}")
@@ -64,37 +103,32 @@ def _fuse(layer, bn, name):
     beta = np.zeros(out, weight.dtype) if bn.bias is None else bn.bias.data
     scale = gamma / np.sqrt(bn.running_var + bn.eps)                       # s: (out,)
     bias = np.zeros(out, weight.dtype) if layer.bias is None else layer.bias.data
+    trainable = layer.weight.requires_grad
+    fused_weight = Parameter(weight * scale.reshape((out,) + (1,) * (weight.ndim - 1)),
+                             requires_grad=trainable)                      # (out, ...) · (out, 1...)
+    fused_bias = Parameter((bias - bn.running_mean) * scale + beta, requires_grad=trainable)
+    if isinstance(layer, Linear):
+        return FoldedLinear(fused_weight, fused_bias)
     fused = copy.deepcopy(layer)
-    fused.weight = Parameter(weight * scale.reshape((out,) + (1,) * (weight.ndim - 1)),
-                             requires_grad=layer.weight.requires_grad)     # (out, ...) · (out, 1...)
-    fused.bias = Parameter((bias - bn.running_mean) * scale + beta,
-                           requires_grad=layer.weight.requires_grad)
+    fused.weight, fused.bias = fused_weight, fused_bias
     return fused
-
-
-def _foldable():
-    """Which layers fold into which: {layer class: the BN classes that may follow it}."""
-    from .conv import Conv1d, Conv2d   # here: conv.py builds on this package's modules
-    from .batchnorm import BatchNorm2d
-    return {Linear: (BatchNorm1d, BatchRenorm1d), Conv1d: (BatchNorm1d, BatchRenorm1d),
-            Conv2d: (BatchNorm2d, BatchRenorm2d)}
 
 
 def fold_batch_norm(model):
     """A copy of the Sequential ``model`` in which every Linear/Conv directly followed by its
-    batch norm is replaced by their fusion, and that batch norm is gone (nested Sequentials
-    too). For inference: equal to ``model`` in eval mode; the original is untouched. BatchRenorm
-    folds as BatchNorm does; GroupNorm and LayerNorm stay as they are (see _fuse)."""
+    batch norm (Linear or Conv1d and BatchNorm1d, Conv2d and BatchNorm2d; BatchRenorm as BatchNorm) is replaced by their
+    fusion, and that batch norm is gone (nested Sequentials too). For inference: equal to
+    ``model`` in eval mode; a folded Linear refuses input other than (N, features), the only
+    input on which its fold holds. The original is untouched."""
     if not isinstance(model, Sequential):
         raise TypeError(f"fold_batch_norm expects a Sequential, got {type(model).__name__}")
-    pairs, layers, i = _foldable(), list(model), 0
-    folded = []
+    pairs = {**_pairs("fuse_conv_bn_eval")[1], Linear: (BatchNorm1d, BatchRenorm1d)}
+    layers, i, folded = list(model), 0, []
     while i < len(layers):
         layer = layers[i]
         after = layers[i + 1] if i + 1 < len(layers) else None
         if type(layer) in pairs and type(after) in pairs[type(layer)]:
-            name = "fuse_linear_bn_eval" if isinstance(layer, Linear) else "fuse_conv_bn_eval"
-            folded.append(_fuse(layer, after, name))
+            folded.append(_fuse(layer, after, "fuse_linear_bn_eval" if type(layer) is Linear else "fuse_conv_bn_eval"))
             i += 2
             continue
         folded.append(fold_batch_norm(layer) if isinstance(layer, Sequential) else copy.deepcopy(layer))

@@ -81,7 +81,7 @@ def test_checkpoint_holds_model_optimizer_epoch_and_config(train_mlp, tmp_path):
     saved = mg.load(ckpt)
     assert int(saved["epoch"]) == 2
     assert set(saved["model"]) == set(result["model"].state_dict())
-    assert "momentum_buffer" in saved["optimizer"]["state"]["0"]
+    assert "momentum_buffer" in saved["optimizer"]["state"][0]
     assert saved["config"]["optimizer"].item() == "sgd" and saved["config"]["lr"].item() == 0.05
     assert saved["config"]["hidden"].tolist() == [32]
     assert not list(tmp_path.glob(".*.tmp"))                     # the atomic write left no temp file

@@ -672,26 +672,37 @@ def test_fused_gamma_and_beta_gradients_when_x_needs_no_grad(shape):
 
 
 # ------------------------------------------------------------------ constructor arguments
-@pytest.mark.parametrize("kwargs, match", [
-    ({"num_features": 0}, "num_features must be a positive integer"),
-    ({"num_features": 2.5}, "num_features must be a positive integer"),
-    ({"eps": 0.0}, "eps must be a positive number"),
-    ({"eps": -1e-5}, "eps must be a positive number"),
-    ({"eps": float("nan")}, "eps must be a positive number"),
-    ({"eps": float("inf")}, "eps must be a positive number"),
-    ({"momentum": 1.5}, r"momentum must be None .* \[0, 1\]"),
-    ({"momentum": -0.1}, r"momentum must be None .* \[0, 1\]"),
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"num_features": 0}, ValueError, "BatchNorm1d: num_features must be >= 1, got 0"),
+    ({"num_features": 2.5}, TypeError, "BatchNorm1d: num_features must be an int, got 2.5"),
+    ({"num_features": True}, TypeError, "num_features must be an int, got True"),
+    ({"eps": 0.0}, ValueError, "eps must be a positive number"),
+    ({"eps": -1e-5}, ValueError, "eps must be a positive number"),
+    ({"eps": float("nan")}, ValueError, "eps must be a positive number"),
+    ({"eps": float("inf")}, ValueError, "eps must be a positive number"),
+    ({"eps": "1e-5"}, TypeError, r"BatchNorm1d: eps must be a real number, got '1e-5' \(str\)"),
+    ({"momentum": 1.5}, ValueError, r"momentum must be None .* \[0, 1\]"),
+    ({"momentum": -0.1}, ValueError, r"momentum must be None .* \[0, 1\]"),
+    ({"momentum": float("nan")}, ValueError, r"momentum must be None .* \[0, 1\], got nan"),
+    ({"momentum": True}, TypeError, r"BatchNorm1d: momentum must be a real number, got True"),
+    ({"dtype": np.int64}, TypeError, r"BatchNorm1d only accepts floating point dtypes, but got desired dtype=int64"),
 ])
-def test_constructor_refuses_nonsense(kwargs, match):
+def test_constructor_refuses_nonsense(kwargs, error, match):
     args = {"num_features": C, **kwargs}
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         nn.BatchNorm1d(**args)
 
 
 def test_constructor_accepts_the_edges():
-    nn.BatchNorm1d(1, momentum=0.0)
-    nn.BatchNorm1d(1, momentum=1.0)
-    nn.BatchNorm1d(1, momentum=None, eps=1e-12)
+    # momentum 0 keeps the running statistics, 1 replaces them by the batch's, None averages
+    x = mg.tensor(np.random.default_rng(31).standard_normal((6, 1)) * 2 + 3)
+    unbiased = x.data.var(ddof=1)
+    for momentum, expected in ((0.0, 1.0), (1.0, unbiased), (None, unbiased)):
+        layer = nn.BatchNorm1d(np.int64(1), momentum=momentum, eps=np.float64(1e-12), dtype=np.float64)
+        with mg.train_mode():
+            layer(x)
+        assert layer.eps == 1e-12 and layer.momentum == momentum
+        np.testing.assert_allclose(layer.running_var, [expected], rtol=1e-12)
 
 
 def test_reset_running_stats_restores_the_initial_buffers():

@@ -1,5 +1,7 @@
-"""nn.utils: folding batch norm into the Linear before it (equal in eval mode, not in training
-mode), fold_batch_norm on whole Sequentials, and frozen batch norm statistics."""
+"""nn.utils: folding batch norm into the Linear or convolution before it (equal in eval mode, not
+in training mode; refused wherever the algebra does not hold: batch norm normalising another axis
+than the layer's outputs, a layer or batch norm of the wrong kind), fold_batch_norm on whole
+Sequentials, and frozen batch norm statistics."""
 import copy
 
 import numpy as np
@@ -84,7 +86,8 @@ def test_fusion_errors_name_what_is_wrong():
             utils.fuse_linear_bn_eval(linear, nn.BatchNorm1d(4, track_running_stats=False, dtype=np.float64))
         with pytest.raises(ValueError, match="Linear has 4 outputs but BatchNorm1d has 3 features"):
             utils.fuse_linear_bn_eval(linear, nn.BatchNorm1d(3, dtype=np.float64))
-        with pytest.raises(TypeError, match="expected a BatchNorm layer"):
+        with pytest.raises(TypeError, match=r"fuse_linear_bn_eval: expected a BatchNorm1d or BatchRenorm1d second \(the batch "
+                                            r"norm that folds into a Linear\), got ReLU"):
             utils.fuse_linear_bn_eval(linear, nn.ReLU())
         with pytest.raises(TypeError, match="float64 but BatchNorm1d is float32"):
             utils.fuse_linear_bn_eval(linear, nn.BatchNorm1d(4))
@@ -110,7 +113,8 @@ def test_fold_batch_norm_removes_every_foldable_pair_and_keeps_eval_outputs():
         np.testing.assert_allclose(folded(x).data, model(x).data, rtol=1e-12, atol=1e-12)
     kinds = [type(m).__name__ for m in folded.modules()]
     assert kinds.count("BatchNorm1d") == 1             # the one after a ReLU cannot fold
-    assert kinds.count("Linear") == 3 and isinstance(folded[2], nn.Sequential) and len(folded[2]) == 1
+    assert kinds.count("FoldedLinear") == 2 and kinds.count("Linear") == 1   # the last one had no BN
+    assert isinstance(folded[2], nn.Sequential) and len(folded[2]) == 1
     after = model.state_dict()
     assert all(np.array_equal(before[k], after[k]) for k in before)     # the original untouched
     assert len(list(model.modules())) > len(list(folded.modules()))
@@ -262,7 +266,7 @@ def test_batch_renorm_folds_like_batch_norm(dims):
         np.testing.assert_allclose(folded(x).data, model(x).data, rtol=1e-12, atol=1e-12)
         fuse = utils.fuse_linear_bn_eval if dims == 0 else utils.fuse_conv_bn_eval
         np.testing.assert_allclose(fuse(before, renorm)(x).data, renorm(before(x)).data, rtol=1e-12, atol=1e-12)
-    assert [type(m).__name__ for m in folded] == [type(before).__name__, "ReLU"]
+    assert [type(m).__name__ for m in folded] == [{0: "FoldedLinear"}.get(dims, type(before).__name__), "ReLU"]
 
 
 @pytest.mark.parametrize("norm", [nn.GroupNorm(2, 4, dtype=np.float64), nn.LayerNorm(4, dtype=np.float64)],
@@ -309,3 +313,101 @@ def test_batch_renorm_schedule_options_and_errors():
             utils.batch_renorm_schedule(layer, **kwargs)
     with pytest.raises(ValueError, match="Sequential has no BatchRenorm layer"):
         utils.batch_renorm_schedule(nn.Sequential(nn.BatchNorm1d(2)), 0)
+
+
+# ------------------------------------------------------------------ only where the algebra holds
+def eval_trained(model, x):
+    """``model`` with running statistics away from (0, 1), from three training batches like ``x``."""
+    with mg.train_mode(), mg.no_grad():
+        for k in range(3):
+            model(mg.tensor(x.data * (1 + k) + k))
+    return model
+
+
+def test_a_linear_whose_batch_norm_normalises_another_axis_is_refused_not_folded_wrongly():
+    # Linear(6, 4) on (N, 4, 6) input maps the last axis; BatchNorm1d(4) normalises axis 1 (C = 4),
+    # not the Linear's 4 outputs: no Linear equals them, though the feature counts agree
+    mg.manual_seed(0)
+    x = data((5, 4, 6), seed=12)
+    model = eval_trained(nn.Sequential(nn.Linear(6, 4, dtype=np.float64), nn.BatchNorm1d(4, dtype=np.float64)), x)
+    with mg.eval_mode():
+        folded = utils.fold_batch_norm(model)
+        expected = model(x).data
+        with pytest.raises(ValueError, match=r"FoldedLinear .* takes input of shape \(N, 6\), got shape "
+                                             r"\(5, 4, 6\): .*batch norm normalised another axis"):
+            folded(x)
+        flat = data((7, 6), seed=13)                    # on (N, features) input the fold holds
+        np.testing.assert_allclose(folded(flat).data, model(flat).data, rtol=1e-12, atol=1e-12)
+        fused = utils.fuse_linear_bn_eval(model[0], model[1])
+        with pytest.raises(ValueError, match="takes input of shape"):
+            fused(x)
+    assert expected.shape == (5, 4, 4)
+
+
+def test_a_linear_on_three_axes_with_a_batch_norm_of_another_width_is_refused_at_folding():
+    mg.manual_seed(1)
+    x = data((5, 3, 6), seed=14)
+    model = eval_trained(nn.Sequential(nn.Linear(6, 4, dtype=np.float64), nn.BatchNorm1d(3, dtype=np.float64)), x)
+    with mg.eval_mode():
+        model(x)                                        # the model itself runs
+        with pytest.raises(ValueError, match=r"Linear has 4 outputs but BatchNorm1d has 3 features: it must "
+                                             r"normalise another axis .* and then it does not fold"):
+            utils.fold_batch_norm(model)
+
+
+def layers_and_norms():
+    from minigrad.nn import conv
+    return {"Linear": nn.Linear(3, 4, dtype=np.float64), "Conv1d": conv.Conv1d(3, 4, 3, dtype=np.float64),
+            "Conv2d": conv.Conv2d(3, 4, 3, dtype=np.float64), "ReLU": nn.ReLU(),
+            "BatchNorm1d": nn.BatchNorm1d(4, dtype=np.float64), "BatchNorm2d": nn.BatchNorm2d(4, dtype=np.float64)}
+
+
+@pytest.mark.parametrize("fuse, first, second, message", [
+    ("fuse_linear_bn_eval", "ReLU", "BatchNorm1d", r"fuse_linear_bn_eval: expected a Linear first, got ReLU"),
+    ("fuse_linear_bn_eval", "Conv1d", "BatchNorm1d", r"expected a Linear first, got Conv1d"),
+    ("fuse_linear_bn_eval", "Linear", "BatchNorm2d", r"expected a BatchNorm1d or BatchRenorm1d second .*Linear\), got BatchNorm2d"),
+    ("fuse_conv_bn_eval", "ReLU", "BatchNorm1d", r"fuse_conv_bn_eval: expected a Conv1d or Conv2d first, got ReLU"),
+    ("fuse_conv_bn_eval", "Linear", "BatchNorm1d", r"expected a Conv1d or Conv2d first, got Linear"),
+    ("fuse_conv_bn_eval", "Conv1d", "BatchNorm2d", r"expected a BatchNorm1d or BatchRenorm1d second .*Conv1d\), got BatchNorm2d"),
+    ("fuse_conv_bn_eval", "Conv2d", "BatchNorm1d", r"expected a BatchNorm2d or BatchRenorm2d second .*Conv2d\), got BatchNorm1d"),
+    ("fuse_conv_bn_eval", "Conv2d", "ReLU", r"expected a BatchNorm2d or BatchRenorm2d second .*got ReLU"),
+])
+def test_the_fusions_name_what_they_expected_and_what_came(fuse, first, second, message):
+    parts = layers_and_norms()
+    with mg.eval_mode(), pytest.raises(TypeError, match=message):
+        getattr(utils, fuse)(parts[first], parts[second])
+
+
+def test_a_subclass_is_not_folded_as_its_base():
+    class Scaled(nn.Linear):                            # computes something else than a Linear
+        def forward(self, x):
+            return super().forward(x) * 2.0
+
+    layer, bn = Scaled(3, 4, dtype=np.float64), nn.BatchNorm1d(4, dtype=np.float64)
+    with mg.eval_mode():
+        with pytest.raises(TypeError, match="expected a Linear first, got Scaled"):
+            utils.fuse_linear_bn_eval(layer, bn)
+        folded = utils.fold_batch_norm(nn.Sequential(layer, bn))       # left as it is: still equal
+        x = data((4, 3))
+        np.testing.assert_array_equal(folded(x).data, bn(layer(x)).data)
+    assert [type(m).__name__ for m in folded] == ["Scaled", "BatchNorm1d"]
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+def test_fold_batch_norm_folds_every_convolution_pair_and_leaves_mismatched_pairs(dims):
+    from minigrad.nn import conv
+    Conv, BN, Other = ((conv.Conv1d, nn.BatchNorm1d, nn.BatchNorm2d) if dims == 1 else
+                       (conv.Conv2d, nn.BatchNorm2d, nn.BatchNorm1d))
+    mg.manual_seed(dims)
+    x = data((4, 2, 7) if dims == 1 else (4, 2, 5, 6), seed=15)
+    model = eval_trained(nn.Sequential(Conv(2, 3, 3, dtype=np.float64), BN(3, dtype=np.float64), nn.ReLU(),
+                                       nn.Sequential(Conv(3, 3, 3, padding=1, dtype=np.float64), BN(3, dtype=np.float64)),
+                                       Conv(3, 2, 1, bias=False, dtype=np.float64)), x)
+    with mg.eval_mode():
+        folded = utils.fold_batch_norm(model)
+        np.testing.assert_allclose(folded(x).data, model(x).data, rtol=1e-12, atol=1e-12)
+    assert [type(m).__name__ for m in folded.modules()] == ["Sequential", Conv.__name__, "ReLU", "Sequential",
+                                                            Conv.__name__, Conv.__name__]
+    with mg.eval_mode():                                # a conv before the other kind: not a pair
+        mismatched = utils.fold_batch_norm(nn.Sequential(Conv(2, 3, 3, dtype=np.float64), Other(3, dtype=np.float64)))
+    assert [type(m).__name__ for m in mismatched] == [Conv.__name__, Other.__name__]
