@@ -127,7 +127,9 @@ def load_config(parser, path, options, script):
         parser.error(f"--resume: no checkpoint at {path!r}")
     except ValueError as err:                  # what mg.load documents for a damaged file
         parser.error(f"--resume: {err}")
-    saved = checkpoint.get("config")
+    except OSError as err:                     # a folder, an unreadable file
+        parser.error(f"--resume: cannot read {path!r}: {err.strerror or err}")
+    saved = checkpoint.get("config") if isinstance(checkpoint, dict) else None
     if not isinstance(saved, dict):
         what = "no 'config' entry" if saved is None else f"its 'config' is a {type(saved).__name__}, not a dict"
         parser.error(f"--resume: {path!r} was not written by {script} --save ({what})")

@@ -168,6 +168,7 @@ def test_bad_arguments_exit_with_a_message_not_a_traceback(args, message):
     (["--seed", "-2"], "argument --seed: expected an integer >= 0"),
     (["--batch-size", "1"], "--batch-size 1 cannot train batch norm"),
     (["--metrics", "no/such/folder/m.jsonl"], "the folder of 'no/such/folder/m.jsonl' does not exist"),
+    (["--resume", "."], "--resume: cannot read '.': Is a directory"),
 ])
 def test_more_bad_arguments(train_mlp, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:
