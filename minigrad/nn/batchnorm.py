@@ -267,7 +267,7 @@ class BatchNorm2d(_BatchNorm):
 def sync_batch_norm_composed(x, weight, bias, eps=1e-5):
     """Training-mode batch norm over every rank's batch: primitive ops and all_reduce."""
     axes, shape = bn_axes(x), bn_param_shape(x)
-    n = _global_count(x, "composed")                        # Σ_r N_r·L, checked the same layer
+    n = _enough(int(all_reduce(np.array(x.size // x.shape[1]))), x)   # Σ_r N_r·L, exact
     mean = all_reduce(x.sum(axis=axes, keepdims=True)) / n  # (N, C, ...) -> (1, C, 1...), μ
     centred = x - mean                                      # centre first: stable variance
     var = all_reduce((centred * centred).sum(axis=axes, keepdims=True)) / n   # biased σ²
@@ -280,30 +280,24 @@ def sync_batch_norm_composed(x, weight, bias, eps=1e-5):
 
 
 def sync_batch_norm_fused(x, weight, bias, eps=1e-5):
-    """The same as one op (BatchNormFused with ``sum_ranks``): two small all-reduces forward,
-    one backward. Under create_graph its backward and ``rebuild_saved`` sum over ranks with the
-    differentiable all_reduce on Tensors, one call per sum, so second derivatives cross ranks
-    too. World size 1: exactly batch_norm_fused (no hook at all)."""
-    _global_count(x, "fused")
+    """The same as one op, BatchNormFused with ``sum_ranks``: two small all-reduces forward, one
+    backward, unchecked (every rank passes the same C and dtype; SyncBatchNorm checks that once).
+    Under create_graph its backward and ``rebuild_saved`` sum over ranks with the differentiable
+    all_reduce, one call per sum, so second derivatives cross ranks too. World size 1: exactly
+    batch_norm_fused (no hook at all)."""
     several = distributed.get_world_size() > 1
-    return BatchNormFused.apply(x, weight, bias, eps, sum_ranks=_sum_over_ranks if several else None)
+    y, mean, var, n = BatchNormFused.apply(x, weight, bias, eps, sum_ranks=_sum_over_ranks if several else None)
+    return y, mean, var, _enough(n, x)     # n is known after the first sum, the same on every rank
 
 
 def _sum_over_ranks(a):
-    """The fused op's hook: arrays through the plain collective (the call was checked once by
-    _global_count), Tensors (create_graph) through the differentiable all_reduce."""
+    """The fused op's hook: arrays through the plain collective (the fast path), Tensors
+    (create_graph) through the differentiable all_reduce."""
     return distributed._sum(a) if isinstance(a, np.ndarray) else all_reduce(a)
 
 
-def _global_count(x, form):
-    """n = Σ_r N_r·L, after the one check that every rank runs the same SyncBatchNorm (form,
-    channels, dtype, and whether backward will sum over ranks): one Allgather, and on a
-    mismatch every rank raises at once instead of waiting forever in a collective."""
-    needs = "x needs a gradient" if x.requires_grad and modes.is_grad_enabled() else "no gradient for x"
-    counts = distributed._agree("SyncBatchNorm", f"{form} batch norm of {x.shape[1]} channels, "
-                                f"{x.dtype}, {needs}", "every rank must run the same layer",
-                                x.size // x.shape[1])
-    n = int(counts.sum())
+def _enough(n, x):
+    """n, the values per channel over every rank, if training can use it (two or more)."""
     if n < 2:
         raise ValueError(f"Expected more than 1 value per channel when training, got {n} over all "
                          f"ranks (input of shape {x.shape} here)")
@@ -316,11 +310,14 @@ class SyncBatchNorm(_BatchNorm):
     Training: y = γ (x - μ) / sqrt(σ² + eps) + β, with μ and the *biased* σ² per channel over
     every rank's N_r·L values (N_r may differ between ranks: each value counts once); running
     statistics as BatchNorm's, with the global n in the unbiased factor n/(n-1), so every rank
-    holds the same buffers. Every rank must call it in training mode (it is a collective). Eval
+    holds the same buffers. Every rank must call it, in the same mode: training is a collective
+    (the first such call checks that every rank's layer has the same form, C and dtype). Eval
     mode, frozen layers and track_running_stats=False out of training are BatchNorm's, on this
     rank alone. ``fused`` chooses sync_batch_norm_fused or _composed. World size 1: exactly
     BatchNorm1d/2d with the same ``fused``.
     """
+
+    _agreed = None             # the layer every rank was found to run (its first training call)
 
     def forward(self, x):
         if x.ndim < 2 or x.shape[1] != self.num_features:
@@ -329,6 +326,10 @@ class SyncBatchNorm(_BatchNorm):
         if not modes.is_training() or self.frozen:          # BatchNorm's, no collective
             return self._normalise(x, not self.track_running_stats, 0.0)
         _bn_channels(x, self.running_mean, self.running_var, self.weight, self.bias)
+        layer = f"{'fused' if self.fused else 'composed'} SyncBatchNorm({x.shape[1]}) on {x.dtype} input"
+        if self._agreed != layer:                          # once, and again if this layer changes:
+            distributed._agree("SyncBatchNorm", layer, "every rank must run the same layer")   # 1 Allgather
+            self._agreed = layer
         normalise = sync_batch_norm_fused if self.fused else sync_batch_norm_composed
         y, mean, var, n = normalise(x, self.weight, self.bias, self.eps)
         if self.track_running_stats:

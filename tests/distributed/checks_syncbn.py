@@ -147,20 +147,27 @@ def central_difference(loss, array, i, h, mine):
 
 
 def check_ranks_that_differ_are_refused():
-    """A layer that differs between ranks (form, channels, dtype, x differentiated or not)
-    raises on every rank, naming both, before any collective of the layer itself runs."""
+    """A SyncBatchNorm that differs between ranks (form, channels, dtype) raises on every rank at
+    its first training call, naming both, before any collective of its own runs; a layer that
+    changes on every rank is checked again."""
     P, r = dist.get_world_size(), dist.get_rank()
     x = mg.tensor(np.ones((2, 3, 2)), requires_grad=True)
-    form = sync_batch_norm_composed if r == P - 1 else sync_batch_norm_fused
+    layer = nn.SyncBatchNorm(3, fused=r != P - 1, dtype=F64)
     message = expect_error(ValueError, f"SyncBatchNorm: every rank must run the same layer; rank 0 has fused "
-                           f"batch norm of 3 channels, float64, x needs a gradient, rank {P - 1} has composed",
-                           form, x, None, None)
-    wide = mg.tensor(np.ones((2, 4 if r == 1 else 3, 2)))
-    expect_error(ValueError, "rank 0 has fused batch norm of 3 channels, float64, no gradient for x, rank 1 "
-                 "has fused batch norm of 4 channels", sync_batch_norm_fused, wide, None, None)
-    with mg.no_grad() if r == 1 else mg.enable_grad():
-        expect_error(ValueError, "rank 1 has fused batch norm of 3 channels, float64, no gradient for x",
-                     sync_batch_norm_fused, x, None, None)
+                           f"SyncBatchNorm(3) on float64 input, rank {P - 1} has composed SyncBatchNorm(3) on "
+                           f"float64 input", layer, x)
+    assert layer.num_batches_tracked == 0
+    wide = nn.SyncBatchNorm(4 if r == 1 else 3, affine=False, track_running_stats=False)
+    expect_error(ValueError, "rank 1 has fused SyncBatchNorm(4) on float32 input", wide,
+                 mg.tensor(np.ones((2, 4 if r == 1 else 3), np.float32 if r else np.float64)))
+    expect_error(ValueError, "rank 0 has fused SyncBatchNorm(3) on float64 input, rank 1 has fused "
+                 "SyncBatchNorm(3) on float32 input", nn.SyncBatchNorm(3, affine=False, track_running_stats=False),
+                 mg.tensor(np.ones((2, 3), np.float32 if r == 1 else np.float64)))
+    same = nn.SyncBatchNorm(3, dtype=F64)
+    same(x)
+    same.fused = False                                 # on every rank: checked again, and fine
+    same(x)
+    assert same._agreed == "composed SyncBatchNorm(3) on float64 input"
     return {"message": message}
 
 
