@@ -163,19 +163,18 @@ def _check_same(what, array, shape=None):
            "every rank must pass an array of the same shape and dtype")
 
 
-def _agree(what, described, must, value=0):
-    """Every rank's int ``value`` as a (P,) int64 array, once every rank has passed the same
-    ``described`` (a short text); else raise on every rank: "{what}: {must}; rank 0 has ...,
-    rank r has ...", naming the first rank that differs. One Allgather of (checksum, value)."""
+def _agree(what, described, must):
+    """Return once every rank has passed the same ``described`` (a short text); else raise on
+    every rank: "{what}: {must}; rank 0 has ..., rank r has ...", naming the first rank that
+    differs. One Allgather of a checksum per rank."""
     if _comm is None:
-        return np.array([value], np.int64)
-    pairs = np.empty((_comm.size, 2), np.int64)
-    _comm.Allgather(np.array([zlib.crc32(described.encode()), value], np.int64), pairs)
-    if np.any(pairs[:, 0] != pairs[0, 0]):
+        return
+    sums = np.empty(_comm.size, np.int64)
+    _comm.Allgather(np.array([zlib.crc32(described.encode())], np.int64), sums)
+    if np.any(sums != sums[0]):
         everyone = _gather_objects(described)
         other = next(r for r, d in enumerate(everyone) if d != everyone[0])
         raise ValueError(f"{what}: {must}; rank 0 has {everyone[0]}, rank {other} has {everyone[other]}")
-    return pairs[:, 1].copy()
 
 
 def broadcast(array, src=0):
