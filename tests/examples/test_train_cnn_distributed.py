@@ -41,6 +41,7 @@ def test_sync_bn_on_two_processes_is_the_one_process_run_and_rank_zero_alone_wri
         assert "batch 100 (50 on each of 2 processes)" in lines[0] and len(lines) == 4, done.stdout  # header,
         assert lines[-1].startswith(f"mnist1d cnn, bn=fused{', SyncBatchNorm' if sync else ''} seed 0: test")  # table,
         (row,) = rows(metrics)                                                    # one row, one summary
+        assert done.stderr.count("train_cnn:   0%") == 1                          # one bar: rank 0's
         losses[sync] = abs(row["train_loss"] - one["train_loss"]) / one["train_loss"]
     assert losses[True] < 1e-3                          # float32 rounding, then AdamW, apart
     assert losses[False] > 10 * losses[True]            # per-process statistics: another run
