@@ -187,9 +187,9 @@ def conclusions(table, args):
         lines.append("Per-process statistics hurt at per-process batch " + ", ".join(
             f"{b} ({100 * d:+.1f} points for SyncBN, seeds' sd {100 * s:.1f})" for b, d, s in hurt) + ".")
     if neutral:
-        lines.append("They do not, beyond twice the seeds' spread, at " + ", ".join(
+        lines.append("They do not hurt beyond twice the seeds' spread at " + ", ".join(
             f"{b} ({100 * d:+.1f} points, sd {100 * s:.1f})" for b, d, s in neutral)
-            + ": ghost batches of that size normalise about as well as the whole batch.")
+            + ": no difference these seeds can tell from noise.")
     worst = max(args.batches, key=lambda b: abs(table["SyncBN", b]["acc"][0] - table["one process", b]["acc"][0]))
     lines.append(f"SyncBN against one process with the global batch: at most "
                  f"{100 * abs(table['SyncBN', worst]['acc'][0] - table['one process', worst]['acc'][0]):.1f} points "
