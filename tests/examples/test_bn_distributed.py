@@ -1,4 +1,4 @@
-"""examples/bn_distributed.py: a tiny study (two per-process batches, two seeds, one epoch) run
+"""examples/bn_distributed.py (and data_parallel/report.py): a tiny study (two per-process batches, two seeds, one epoch) run
 through its own mpiexec job; its table, conclusions and figure come from its numbers; bad
 arguments and a launch under mpiexec are refused."""
 import contextlib
@@ -9,7 +9,8 @@ import pytest
 
 from .loader import load_example
 
-from helpers import plots  # noqa: E402  (examples/helpers; loader puts examples/ on sys.path)
+from data_parallel import report  # noqa: E402  (examples/ is on sys.path: see loader.py)
+from helpers import plots  # noqa: E402
 
 TINY = ["--batches", "16,32", "--seeds", "2", "--epochs", "1", "--quiet"]
 
@@ -62,7 +63,7 @@ def test_conclusions_follow_from_the_table(study):
     table = {("plain BN", 2): row(0.70, 0.02, 0.6), ("SyncBN", 2): row(0.80, 0.01, 0.3),
              ("one process", 2): row(0.82, 0.01, 0.3), ("plain BN", 8): row(0.85, 0.01, 0.2),
              ("SyncBN", 8): row(0.86, 0.01, 0.1), ("one process", 8): row(0.86, 0.01, 0.1)}
-    lines = study.conclusions(table, Args)
+    lines = report.conclusions(table, Args)
     assert lines[0] == "Per-process statistics hurt at per-process batch 2 (+10.0 points for SyncBN, seeds' sd 2.0)."
     assert lines[1] == ("They do not hurt beyond twice the seeds' spread at 8 (+1.0 points, sd 1.0): no difference "
                         "these seeds can tell from noise.")
@@ -78,7 +79,7 @@ def test_the_figure_has_points_bars_from_zero_and_a_caption(study, run, tmp_path
 
     class Args:
         batches, processes, seeds, epochs, lr, threads = (16, 32), 2, 2, 1, 1e-2, None
-    study.plot(result["table"], Args, str(tmp_path / "f.png"), TINY)
+    report.plot(result["table"], Args, str(tmp_path / "f.png"), TINY)
     fig, path, text = seen[0]
     legend, accuracy, gap = fig.axes
     points = [line for line in accuracy.get_lines() if line.get_marker() not in (None, "None", "")]
