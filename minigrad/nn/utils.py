@@ -1,10 +1,11 @@
-"""What practitioners do with batch norm after training: fold it away, or freeze its statistics.
+"""What practitioners do with batch norm after training: fold it away, freeze or recompute its statistics.
 
     fuse_linear_bn_eval(linear, bn)   a new Linear computing linear then bn (eval mode), in one
     fuse_conv_bn_eval(conv, bn)       the same for a Conv1d/Conv2d followed by batch norm
     fold_batch_norm(model)            a copy of a Sequential with every such pair folded
     freeze_batch_norm(model)          BN layers use (and keep) their running statistics always
     batch_renorm_schedule(model, step)  BatchRenorm's clip bounds at a training step (Ioffe 2017)
+    recompute_bn_stats(model, batches)  population statistics after training (the paper's Algorithm 2)
 
 In eval mode batch norm is an affine map per channel, y = x·s + (β - mean·s) with
 s = γ / sqrt(running_var + eps), so it folds into the layer before it (PyTorch's formulas,
@@ -16,12 +17,14 @@ BatchRenorm folds too (its eval mode is BatchNorm's); GroupNorm and LayerNorm do
 statistics are per sample, computed at inference from the input itself.
 """
 import copy
+import functools
 import numbers
 
 import numpy as np
 
-from .. import modes
-from .batchnorm import BatchNorm1d, BatchNorm2d, _BatchNorm
+from .. import distributed, modes
+from ..tensor import Tensor
+from .batchnorm import BatchNorm1d, BatchNorm2d, SyncBatchNorm, _BatchNorm
 from .batchrenorm import BatchRenorm1d, BatchRenorm2d, _BatchRenorm
 from .layers import Linear
 from .module import Module, Parameter, Sequential
@@ -193,3 +196,78 @@ def batch_renorm_schedule(model, step, r_max=3.0, d_max=5.0, warmup=5000, r_max_
     for m in layers:
         m.r_max, m.d_max = bounds                   # the layer's setters check the values
     return bounds
+
+
+def recompute_bn_stats(model, batches, estimator="paper"):
+    """Replace every batch-norm layer's running statistics by population statistics computed
+    over ``batches`` (arrays X, or (X, y) pairs; Tensors or ndarrays) with the weights as they
+    are now, instead of the moving average. Per channel, batch b has n_b values, mean μ_b and
+    biased variance σ²_b; N = Σ n_b, and the population mean is μ = Σ n_b μ_b / N. Variance:
+
+    ``estimator="paper"``: the BN paper's Algorithm 2, the size-weighted mean of the *unbiased*
+    batch variances, Σ n_b · σ²_b · n_b/(n_b - 1) / N (= m/(m-1) · E[σ²_B] for equal sizes m).
+    ``estimator="pooled"``: PreciseBN's default (fvcore), the variance of all N values around μ,
+    Σ n_b (σ²_b + (μ_b - μ)²) / N (biased; computed centred, never as E[x²] - μ²). It also counts
+    how the batch means scatter, which the paper's estimator leaves out: the two differ most for
+    small batches.
+
+    Runs forward in training mode under no_grad (frozen layers included); the global flag and
+    each layer's momentum, frozen flag and num_batches_tracked are as before afterwards. All or
+    nothing: on an error, or if ``batches`` is empty, every buffer is put back as it was.
+    Returns the number of batches.
+
+    Several ranks: every rank calls it with as many batches (its shard, from a DistributedSampler's
+    loader). SyncBatchNorm layers then get the statistics of every rank's batches together, the
+    same on every rank (global μ_b and σ²_b per step, weighted by the global n_b); plain batch norm
+    layers keep this rank's own, as in training.
+    """
+    if estimator not in ("paper", "pooled"):
+        raise ValueError(f"recompute_bn_stats: estimator must be 'paper' or 'pooled', got {estimator!r}")
+    layers = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    saved = [(m.momentum, m.frozen, m.running_mean.copy(), m.running_var.copy(),
+              m.num_batches_tracked.copy()) for m in layers]
+    stats = {id(m): [] for m in layers}                 # per layer: (n_b, μ_b, σ²_b) per batch
+    sizes = {}
+    handles = [m.register_forward_pre_hook(functools.partial(_count_values, sizes)) for m in layers]
+    count, done = 0, False
+    try:
+        for m in layers:
+            m.momentum, m.frozen = 1.0, False           # running = exactly this batch's statistics
+        with modes.no_grad(), modes.train_mode():
+            for batch in batches:
+                x = batch[0] if isinstance(batch, (tuple, list)) else batch
+                model(x if isinstance(x, Tensor) else Tensor(x))
+                for m in layers:
+                    n = sizes[id(m)]                    # values per channel in this batch
+                    stats[id(m)].append((n, m.running_mean.copy(), m.running_var * ((n - 1) / n)))
+                count += 1
+        if count == 0:
+            raise ValueError("recompute_bn_stats: no batches were given")
+        for m in layers:
+            n, mean, var = (np.array(column) for column in zip(*stats[id(m)]))   # (B,), (B, C), (B, C)
+            total, w = n.sum(), n[:, None]
+            mu = (w * mean).sum(axis=0) / total
+            if estimator == "paper":
+                pop_var = (w * var * (w / (w - 1))).sum(axis=0) / total
+            else:
+                pop_var = (w * (var + (mean - mu) ** 2)).sum(axis=0) / total
+            m.running_mean[...], m.running_var[...] = mu, pop_var
+        done = True
+    finally:
+        for h in handles:
+            h.remove()
+        for m, (momentum, frozen, mean, var, tracked) in zip(layers, saved):
+            m.momentum, m.frozen = momentum, frozen
+            if not done:
+                m.running_mean[...], m.running_var[...] = mean, var
+            m.num_batches_tracked[...] = tracked
+    return count
+
+
+def _count_values(sizes, layer, args):
+    """recompute_bn_stats' pre-hook: the values per channel the layer's statistics are over, n_b
+    = N·L, all ranks' for SyncBatchNorm (one all-reduce), into ``sizes[id(layer)]``."""
+    n = args[0].size // args[0].shape[1]
+    if isinstance(layer, SyncBatchNorm):
+        n = int(distributed.all_reduce(np.array(n, np.int64)))
+    sizes[id(layer)] = n

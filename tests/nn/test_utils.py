@@ -1,7 +1,7 @@
 """nn.utils: folding batch norm into the Linear or convolution before it (equal in eval mode, not
 in training mode; refused wherever the algebra does not hold: batch norm normalising another axis
 than the layer's outputs, a layer or batch norm of the wrong kind), fold_batch_norm on whole
-Sequentials, and frozen batch norm statistics."""
+Sequentials, frozen batch norm statistics, and the population statistics of ``recompute_bn_stats``."""
 import copy
 
 import numpy as np
@@ -10,6 +10,8 @@ import pytest
 import minigrad as mg
 from minigrad import nn
 from minigrad.nn import utils
+
+from .test_batchnorm import C, reference_bn
 
 
 def trained_pair(dtype=np.float64, affine=True, bias=True, seed=0):
@@ -411,3 +413,111 @@ def test_fold_batch_norm_folds_every_convolution_pair_and_leaves_mismatched_pair
     with mg.eval_mode():                                # a conv before the other kind: not a pair
         mismatched = utils.fold_batch_norm(nn.Sequential(Conv(2, 3, 3, dtype=np.float64), Other(3, dtype=np.float64)))
     assert [type(m).__name__ for m in mismatched] == [Conv.__name__, Other.__name__]
+
+
+# ------------------------------------------------------------------ recompute_bn_stats
+def population_model():
+    mg.manual_seed(20)
+    model = nn.Sequential(nn.BatchNorm1d(C, momentum=None, dtype=np.float64),
+                          nn.Linear(C, 2, dtype=np.float64),
+                          nn.BatchNorm1d(2, momentum=0.1, dtype=np.float64))
+    model[0].weight.data[...] = [1.5, 0.5, 2.0]
+    model[0].bias.data[...] = [0.1, -0.2, 0.3]
+    return model
+
+
+@pytest.mark.parametrize("training_before", [True, False])
+def test_recompute_bn_stats_against_a_hand_computation(training_before):
+    model = population_model()
+    rng = np.random.default_rng(21)
+    with mg.train_mode():                              # stale statistics that must be replaced
+        model(mg.tensor(rng.standard_normal((10, C)) * 5 + 7))
+    sizes = (5, 8, 3)
+    xs = [rng.standard_normal((n, C)) * (i + 1) + 2 * i for i, n in enumerate(sizes)]
+    batches = [(xs[0], np.zeros(5)), xs[1], mg.tensor(xs[2])]   # (X, y) pairs, arrays, Tensors
+    mg.set_training(training_before)
+
+    assert nn.recompute_bn_stats(model, batches) == 3
+
+    assert mg.is_training() is training_before and mg.is_grad_enabled()
+    assert model[0].momentum is None and model[2].momentum == 0.1
+    assert all(p.grad is None for p in model.parameters())
+    total = sum(sizes)
+    # first BN sees the batches themselves
+    expected_mean = sum(n * x.mean(0) for n, x in zip(sizes, xs)) / total
+    expected_var = sum(n * x.var(0, ddof=1) for n, x in zip(sizes, xs)) / total
+    np.testing.assert_allclose(model[0].running_mean, expected_mean, rtol=1e-12)
+    np.testing.assert_allclose(model[0].running_var, expected_var, rtol=1e-12)
+    # second BN sees Linear(batch-normalised batch), normalised with each batch's own statistics
+    w1, b1 = model[0].weight.data, model[0].bias.data
+    lin = model[1]
+    hidden = [reference_bn(x, w1, b1)[0] @ lin.weight.data.T + lin.bias.data for x in xs]
+    expected_mean = sum(n * h.mean(0) for n, h in zip(sizes, hidden)) / total
+    expected_var = sum(n * h.var(0, ddof=1) for n, h in zip(sizes, hidden)) / total
+    np.testing.assert_allclose(model[2].running_mean, expected_mean, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(model[2].running_var, expected_var, rtol=1e-12)
+
+
+def test_recompute_bn_stats_restores_momentum_after_an_error():
+    model = population_model()
+    bad = [np.ones((4, C)), np.ones((1, C))]           # the second batch has one value per channel
+    mg.set_training(False)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        nn.recompute_bn_stats(model, bad)
+    assert model[0].momentum is None and model[2].momentum == 0.1 and mg.is_training() is False
+
+
+def test_recompute_bn_stats_needs_batches():
+    with pytest.raises(ValueError, match="no batches"):
+        nn.recompute_bn_stats(population_model(), [])
+
+
+def test_recompute_bn_stats_is_all_or_nothing():
+    model = population_model()
+    with mg.train_mode():
+        model(mg.tensor(np.random.default_rng(3).standard_normal((6, C))))
+    before = model.state_dict()
+    for bad in ([np.ones((4, C)) * 3, np.ones((1, C))], []):
+        with pytest.raises(ValueError):
+            nn.recompute_bn_stats(model, bad)
+        after = model.state_dict()
+        assert all(np.array_equal(before[k], after[k]) for k in before)
+    with pytest.raises(ValueError, match="estimator must be 'paper' or 'pooled'"):
+        nn.recompute_bn_stats(model, [np.ones((4, C))], estimator="ema")
+    nn.recompute_bn_stats(model, [np.ones((4, C)) * np.arange(4)[:, None]])
+    assert all(not m._forward_pre_hooks for m in model.modules())     # its hooks are gone again
+
+
+def test_recompute_bn_stats_pooled_estimator_is_the_variance_of_all_values():
+    """PreciseBN's estimator: the biased variance of every value around the population mean,
+    which also counts how the batch means scatter (the paper's estimator does not)."""
+    model = population_model()
+    rng = np.random.default_rng(22)
+    sizes = (5, 8, 3)
+    xs = [rng.standard_normal((n, C)) * (i + 1) + 3 * i for i, n in enumerate(sizes)]
+    assert nn.recompute_bn_stats(model, xs, estimator="pooled") == 3
+    everything = np.concatenate(xs)
+    np.testing.assert_allclose(model[0].running_mean, everything.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(model[0].running_var, everything.var(0), rtol=1e-12)   # ddof=0
+    paper = population_model()
+    nn.recompute_bn_stats(paper, xs)
+    assert np.all(model[0].running_var > paper[0].running_var)      # the means' scatter counts
+
+
+def test_recompute_bn_stats_on_conv_shaped_input_counts_every_position():
+    layer = nn.BatchNorm2d(2, momentum=0.3, dtype=np.float64)
+    mg.nn.utils.freeze_batch_norm(layer)                            # frozen layers are recomputed too
+    rng = np.random.default_rng(23)
+    xs = [rng.standard_normal((n, 2, 3, 2)) + i for i, n in enumerate((2, 5))]
+    for estimator in ("paper", "pooled"):
+        nn.recompute_bn_stats(layer, xs, estimator=estimator)
+        values = [x.transpose(1, 0, 2, 3).reshape(2, -1) for x in xs]          # (C, N·H·W)
+        weights = np.array([v.shape[1] for v in values])                       # 12 and 30 values
+        mean = sum(w * v.mean(1) for w, v in zip(weights, values)) / weights.sum()
+        np.testing.assert_allclose(layer.running_mean, mean, rtol=1e-12)
+        if estimator == "paper":
+            var = sum(w * v.var(1, ddof=1) for w, v in zip(weights, values)) / weights.sum()
+        else:
+            var = np.concatenate(values, axis=1).var(1)
+        np.testing.assert_allclose(layer.running_var, var, rtol=1e-12)
+    assert layer.frozen and layer.momentum == 0.3 and int(layer.num_batches_tracked) == 0
