@@ -206,16 +206,16 @@ class _BatchNorm(Module):
             layout = self.layout.format(C=self.num_features)
             raise ValueError(f"{type(self).__name__}({self.num_features}) expected input of shape "
                              f"{layout}, got shape {x.shape}")
-        training = modes.is_training() and not self.frozen
+        training = modes.training and not self.frozen          # the global flag
         use_batch_stats = training or not self.track_running_stats
         update = training and self.track_running_stats
         factor = 0.0
         if update:
-            batches = int(self.num_batches_tracked) + 1
-            factor = 1.0 / batches if self.momentum is None else self.momentum
+            tracked = self.num_batches_tracked       # a 0-d array: counted in place below
+            factor = self.momentum if self.momentum is not None else 1.0 / (int(tracked) + 1)
         y = self._normalise(x, use_batch_stats, factor)
         if update:  # counted only after batch_norm succeeded: a rejected batch changes nothing
-            self.num_batches_tracked += 1
+            tracked += 1
         return y
 
     def _normalise(self, x, training, momentum):
