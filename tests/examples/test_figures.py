@@ -28,6 +28,8 @@ def test_main_runs_each_study_with_plot_into_the_folder(tmp_path, monkeypatch, c
     assert [r[0] for r in ran] == ["bn_inference.py", "bn_after_training.py", "train_cnn.py"]
     assert "skipped bn_distributed.png: it needs mpiexec and mpi4py" in capsys.readouterr().out
     ran.clear()
+    # --threads is forwarded to each study; pinning this process too needs threadpoolctl (optional)
+    monkeypatch.setattr(figures.cli.threads, "apply", lambda count, given: None)
     figures.main(["--out", str(tmp_path), "--threads", "1"])
     assert all(r[-2:] == ("--threads", "1") for r in ran)
 
