@@ -1,0 +1,143 @@
+"""The small-batch study's tables (markdown, so docs can paste them as printed) and its reading
+against the two papers, every sentence computed from the numbers it is given.
+
+Invariant: nothing here trains or scores; ``results`` is small_batches.run()'s
+{norm: {(size, classes): [one dict per seed: "test", "train_mode", "gap", "steps", "seconds"]}}.
+"""
+import numpy as np
+
+NAMES = {"batch": "BatchNorm", "renorm": "BatchRenorm", "group": "GroupNorm (5 groups)",
+         "layer": "LayerNorm (C, L)", "none": "none"}
+PER_SAMPLE = ("group", "layer", "none")     # statistics per sample: the batch cannot matter
+
+
+def heading(condition):
+    """The column of a condition: "b = 8", or "2 classes per batch"."""
+    size, classes = condition
+    return f"b = {size}" if classes is None else f"{classes} classes per batch"
+
+
+def values(results, norm, condition, key):
+    return np.array([run[key] for run in results[norm][condition]])
+
+
+def spread(array, scale, signed=False):
+    """mean (min-max) of ``array`` · scale: "91.2 (90.1-92.0)"; signed: "-6.1 (-7.0..-5.2)"."""
+    a = array * scale
+    if signed:
+        return f"{a.mean():+.1f} ({a.min():+.1f}..{a.max():+.1f})"
+    return f"{a.mean():.1f} ({a.min():.1f}-{a.max():.1f})"
+
+
+def table(results, config, title, key, cell):
+    conditions = config["conditions"]
+    lines = [f"| {title} | " + " | ".join(heading(c) for c in conditions) + " |",
+             "|---|" + "---:|" * len(conditions)]
+    for norm in results:
+        lines.append(f"| {NAMES[norm]} | " + " | ".join(cell(values(results, norm, c, key)) for c in conditions)
+                     + " |")
+    return lines
+
+
+def tables(results, config):
+    """The three tables as lines: test accuracy, the training-mode gap, seconds per epoch."""
+    seeds = ",".join(map(str, config["seeds"]))
+    return (table(results, config, f"test accuracy, % (eval mode), seeds {seeds}: mean (min-max)", "test",
+                  lambda a: spread(a, 100))
+            + [""] + table(results, config, "training mode minus eval mode, points", "gap",
+                           lambda a: spread(a, 100, signed=True))
+            + [""] + table(results, config, "seconds of training per epoch (mean)", "seconds",
+                           lambda a: f"{a.mean():.2f}"))
+
+
+# ---------------------------------------------------------------------- the reading
+def mean(results, norm, condition, key="test"):
+    return float(values(results, norm, condition, key).mean())
+
+
+def rounding_noise(results, config):
+    """The largest difference, within one seed, between the test accuracies of a per-sample
+    normalisation across conditions: they make the same steps, so only float rounding (sums in
+    another order) separates them. In test samples of config["n_test"]."""
+    worst = 0.0
+    for norm in PER_SAMPLE:
+        if norm in results:
+            per_seed = np.array([values(results, norm, c, "test") for c in config["conditions"]])   # (conditions, seeds)
+            worst = max(worst, float((per_seed.max(axis=0) - per_seed.min(axis=0)).max()))
+    return worst
+
+
+def seed_spread(results, config):
+    """The largest max-min over seeds of any cell's test accuracy."""
+    return max(float(np.ptp(values(results, norm, c, "test"))) for norm in results for c in config["conditions"])
+
+
+def reading(results, config):
+    """What the numbers say about Ioffe's claim (BatchRenorm recovers most of batch norm's
+    small-batch and non-i.i.d. loss) and Wu & He's (GroupNorm's accuracy does not depend on the
+    batch size), as lines."""
+    iid = [c for c in config["conditions"] if c[1] is None]
+    non_iid = [c for c in config["conditions"] if c[1] is not None]
+    largest, smallest = max(iid), min(iid)
+    noise, seeds = rounding_noise(results, config), seed_spread(results, config)
+    threshold = max(noise, seeds)          # smaller differences are noise: no ratio of them
+    n_test = config["n_test"]
+    lines = []
+    if "batch" in results and "renorm" in results:
+        top = mean(results, "batch", largest)
+        parts = []
+        for c in (c for c in iid if c != largest):
+            bn, brn = top - mean(results, "batch", c), top - mean(results, "renorm", c)
+            parts.append(f"{heading(c)}: BatchNorm -{100 * bn:.1f}, BatchRenorm {-100 * brn:+.1f}"
+                         + ("" if bn <= threshold else " (BatchRenorm no better)" if brn >= bn
+                            else f" ({1 - brn / bn:.0%} of BatchNorm's loss recovered)"))
+        lines.append(f"Small batches, in points against BatchNorm at {heading(largest)} ({100 * top:.1f}%): "
+                     + "; ".join(parts) + ".")
+        for c in non_iid:
+            reference = max((s for s in iid if s[0] >= 26), default=largest)   # the nearest i.i.d. size above ~26
+            drop_bn = mean(results, "batch", reference) - mean(results, "batch", c)
+            drop_brn = mean(results, "renorm", reference) - mean(results, "renorm", c)
+            share = ("" if drop_bn <= threshold else ", no better" if drop_brn >= drop_bn
+                     else f", {1 - drop_brn / drop_bn:.0%} of it recovered")
+            lines.append(f"{heading(c).capitalize()} against i.i.d. {heading(reference)}: BatchNorm loses "
+                         f"{100 * drop_bn:.1f} points, BatchRenorm {100 * drop_brn:.1f}{share}; BatchNorm's "
+                         f"training mode is {100 * mean(results, 'batch', c, 'gap'):+.1f} points from its eval "
+                         f"mode there, BatchRenorm's {100 * mean(results, 'renorm', c, 'gap'):+.1f}.")
+    if "renorm" in results:
+        worst_gap = max(abs(mean(results, "renorm", c, "gap")) for c in config["conditions"])
+        lines.append(f"BatchRenorm's training mode is at most {100 * worst_gap:.1f} points (mean) from its eval "
+                     f"mode in every condition: with r and d inside their final bounds it computes the eval "
+                     f"formula, as the paper designed it; BatchNorm's gap reaches "
+                     f"{100 * max(abs(mean(results, 'batch', c, 'gap')) for c in config['conditions']):.1f} points."
+                     if "batch" in results else "")
+    per_sample = [n for n in PER_SAMPLE if n in results]
+    if per_sample:
+        gaps = max(abs(r["gap"]) for n in per_sample for c in config["conditions"] for r in results[n][c])
+        lines.append(f"{', '.join(NAMES[n] for n in per_sample)}: within a seed the conditions differ by at "
+                     f"most {round(noise * n_test)} of {n_test} test samples (the same steps, float sums in "
+                     f"another order), against a spread over seeds of up to {100 * seeds:.1f} points: "
+                     f"independent of the batch, by construction; their train-eval gap is at most "
+                     f"{100 * gaps:.1f} points.")
+    if "batch" in results:
+        ahead = [f"{NAMES[n]} {100 * (mean(results, 'batch', largest) - mean(results, n, largest)):+.1f}"
+                 for n in results if n != "batch"]
+        lines.append(f"At {heading(largest)}, BatchNorm's lead: " + ", ".join(ahead) + " points.")
+    first = next(iter(results))
+    cost = mean(results, first, smallest, "seconds") / mean(results, first, largest, "seconds")
+    lines.append(f"Time: an epoch in batches of {smallest[0]} takes {cost:.0f}x as long as in batches of "
+                 f"{largest[0]} ({NAMES[first]}): {config['step'] // smallest[0]} forward and backward calls per "
+                 f"step instead of {max(1, config['step'] // largest[0])}, each mostly Python overhead at these "
+                 f"sizes.")
+    return [line for line in lines if line]
+
+
+def print_report(results, config):
+    """Print the tables and the reading; return the reading's lines."""
+    print()
+    for line in tables(results, config):
+        print(line)
+    lines = reading(results, config)
+    print()
+    for line in lines:
+        print("- " + line)
+    return lines

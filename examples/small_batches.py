@@ -1,0 +1,144 @@
+"""When batches are small: batch norm, batch renorm, group norm, layer norm and no normalisation on
+MNIST-1D's CNN, with normalisation batches of 2 to 128 samples and with non-i.i.d. batches.
+
+    python examples/small_batches.py [--seeds 0,1,2] [--epochs N] [--plot DIR] [--quick] [--quiet]
+        [--threads N]
+
+The design is Ioffe's (Batch Renormalization, 2017, Section 4): every optimizer step averages the
+gradient over the same STEP = 128 samples, in the same order for every run, with the same
+learning rate; only the batches the normalisation layers see change. The step's samples go
+through the model in normalisation batches of b = 2, 4, 8, 32 or 128 (each forward, its loss
+weighted by its share of the step, and backward; the gradients add up), and, non-i.i.d., grouped
+by class: all the step's samples of 2 classes form one batch (about 26 samples, from 2 classes
+only). So every run makes the same steps on the same samples, and only the statistics differ:
+the same number of epochs is the same number of steps and of samples seen, and no learning rate
+needs rescaling.
+GroupNorm, LayerNorm and no normalisation are per sample, so b changes nothing in them but the
+order of float additions.
+
+For each normalisation, condition and seed: the test accuracy in eval mode (running statistics),
+its gap to the training-mode accuracy on test batches composed as the training batches were,
+and the training time per epoch. The model is train_cnn.py's CNN (helpers/models.py: three
+Conv1d of 25 channels, each followed by the normalisation and ReLU, then Linear(125, 10)), AdamW
+lr 1e-2 on a cosine over the epochs; BatchRenorm's clip bounds follow models.renorm_bounds.
+The parts live in examples/batches/ (orders, scoring, the report, the figure).
+"""
+import helpers  # noqa: F401  (first: one BLAS thread before numpy loads; helpers/threads.py)
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+import minigrad as mg
+from batches import figure, orders, report
+from batches.score import score
+from helpers import cli, models, plots, progress
+from minigrad.nn import functional as F
+
+STEP, LR = 128, 1e-2                        # samples per optimizer step; AdamW's learning rate
+SIZES = (2, 4, 8, 32, 128)                  # normalisation batches, i.i.d.
+NON_IID = (None, 2)                         # each step's samples grouped 2 classes to a batch
+CONDITIONS = tuple((size, None) for size in SIZES) + (NON_IID,)   # (size, classes or None)
+EPOCHS, SEEDS = 10, (0, 1, 2)
+QUICK = {"epochs": 1, "seeds": (0,), "samples": 512, "sizes": (4, 32)}   # --quick: a smoke run
+
+
+def train(norm, size, classes, seed, epochs, X, y, quiet=True):
+    """Train the CNN with ``norm`` for ``epochs``, each optimizer step on STEP samples that the
+    normalisation layers see in batches of ``size`` (or ``classes`` classes to a batch).
+    Returns (model, optimizer steps, seconds of training per epoch)."""
+    mg.manual_seed(seed)                                   # the same initial weights for every run
+    model = models.mnist1d_cnn("fused", norm=norm)
+    optimizer = mg.optim.AdamW(model.parameters(), lr=LR)  # PyTorch's weight_decay 1e-2
+    steps = epochs * len(orders.split(np.arange(len(y)), STEP))
+    step, config = 0, {"schedule": "cosine", "lr": LR, "epochs": epochs}
+    start = time.perf_counter()
+    with mg.train_mode(), progress.run_bar(epochs, f"{norm}, {label(size, classes)}", quiet) as bar:
+        for epoch in range(1, epochs + 1):
+            for group in optimizer.param_groups:
+                group["lr"] = models.learning_rate(config, epoch)
+            for parts in orders.steps(y, STEP, size, classes, seed, epoch):   # one optimizer step
+                if norm == "renorm":                       # BatchRenorm: relax its clip bounds
+                    models.renorm_bounds(model, step, steps)
+                optimizer.zero_grad()
+                n = sum(len(part) for part in parts)       # STEP, but at the epoch's end
+                for part in parts:                         # what one normalisation batch sees
+                    logits = model(mg.tensor(X[part]))     # (b, 1, 40) -> (b, 10)
+                    loss = F.cross_entropy(logits, y[part]) * (len(part) / n)
+                    loss.backward()                        # adds this part's share of the step's mean
+                optimizer.step()
+                step += 1
+            bar.update(1)
+    return model, steps, (time.perf_counter() - start) / epochs
+
+
+def label(size, classes):
+    """A condition's name: "batch 8", "2 classes per batch"."""
+    return f"batch {size}" if classes is None else f"{classes} classes per batch"
+
+
+def run(data, norms, conditions, seeds, epochs, quiet=True):
+    """Every (norm, condition, seed): {norm: {condition: [one dict per seed]}}, each dict
+    score()'s numbers plus "steps" and "seconds" (training time per epoch)."""
+    results = {norm: {condition: [] for condition in conditions} for norm in norms}
+    for seed in seeds:
+        for norm in norms:
+            for size, classes in conditions:
+                model, steps, seconds = train(norm, size, classes, seed, epochs, data["X_train"],
+                                              data["y_train"], quiet)
+                parts = [part for step in orders.steps(data["y_test"], STEP, size, classes, seed, 0)
+                         for part in step]                 # the test set, batched as in training
+                numbers = score(model, data["X_test"], data["y_test"], parts)
+                results[norm][(size, classes)].append({**numbers, "steps": steps, "seconds": seconds})
+    return results
+
+
+def make_parser():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--seeds", type=cli.parse_seeds, default=",".join(map(str, SEEDS)), metavar="0,1,2",
+                   help="initial weights and batch orders, one run per seed")
+    p.add_argument("--epochs", type=cli.number(int, 1), default=EPOCHS,
+                   help="epochs of every run (the same steps and samples for every batch size)")
+    p.add_argument("--plot", metavar="DIR", default=None,
+                   help=f"write {figure.FIGURE} into this existing folder (needs matplotlib: {plots.PLOT_HINT})")
+    p.add_argument("--quick", action="store_true",
+                   help=f"a smoke test: {QUICK['samples']} training samples, batches of "
+                        f"{' and '.join(map(str, QUICK['sizes']))} and non-i.i.d., "
+                        f"{QUICK['epochs']} epoch, seed {QUICK['seeds'][0]} (overrides --epochs, --seeds)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    cli.add_threads(p)
+    return p
+
+
+def main(argv=None):
+    """Run the study; returns {"config", "results", "conclusion", "seconds"}."""
+    parser = make_parser()
+    args = cli.parse(parser, argv, folders=("plot",))      # before any work
+    X_train, y_train, _, _, X_test, y_test = models.load_data("mnist1d", "cnn", False)
+    seeds, epochs, conditions = tuple(args.seeds), args.epochs, CONDITIONS
+    if args.quick:
+        seeds, epochs = QUICK["seeds"], QUICK["epochs"]
+        conditions = tuple((size, None) for size in QUICK["sizes"]) + (NON_IID,)
+        X_train, y_train = X_train[:QUICK["samples"]], y_train[:QUICK["samples"]]
+    data = {"X_train": X_train, "y_train": y_train, "X_test": X_test, "y_test": y_test}
+    config = {"seeds": seeds, "epochs": epochs, "conditions": conditions, "step": STEP, "lr": LR,
+              "n_train": len(y_train), "n_test": len(y_test), "threads": args.threads or 1,
+              "quick": args.quick}
+    print(f"MNIST-1D: {len(y_train)} train / {len(y_test)} test; train_cnn.py's CNN, AdamW lr {LR:g} "
+          f"cosine over {epochs} epoch(s), {STEP} samples per step, seeds {cli.show(seeds)}")
+    start = time.perf_counter()
+    results = run(data, models.NORMS, conditions, seeds, epochs, args.quiet)
+    seconds = time.perf_counter() - start
+    conclusion = report.print_report(results, config)
+    print(f"\n{len(seeds) * len(models.NORMS) * len(conditions)} runs in {seconds:.0f} s")
+    if args.plot is not None:
+        figure.plot(results, config, os.path.join(args.plot, figure.FIGURE),
+                    figure.caption(config, cli.command("small_batches.py", argv)))
+    return {"config": config, "results": results, "conclusion": conclusion, "seconds": seconds}
+
+
+if __name__ == "__main__":
+    cli.run(main)
