@@ -3,10 +3,11 @@
     python examples/figures.py [--out docs/figures] [--threads N]
 
 Runs each study as its own command with --plot (python examples/bn_inference.py,
-bn_after_training.py, train_cnn.py), so every figure's caption names the command that made it,
-with one BLAS thread (or --threads), and draws the composed and the fused batch-norm graphs with
-Graphviz (``apt-get install graphviz``; without ``dot`` those two are skipped, with a line saying
-so). Needs matplotlib (pip install -e ".[plot]"). Takes about a minute on 2 cores.
+bn_after_training.py, train_cnn.py, small_batches.py), so every figure's caption names the
+command that made it, with one BLAS thread (or --threads), and draws the composed and the fused
+batch-norm graphs with Graphviz (``apt-get install graphviz``; without ``dot`` those two are skipped, with a line saying
+so). Needs matplotlib (pip install -e ".[plot]"). Takes about a minute on 2 cores, plus about
+ten for small_batches.py (150 training runs).
 """
 import helpers  # noqa: F401  (first: one BLAS thread before numpy loads; helpers/threads.py)
 
@@ -74,6 +75,7 @@ def main(argv=None):
     study("bn_inference.py", "--plot", out, *more)
     study("bn_after_training.py", "--plot", out, "--quiet", *more)
     study("train_cnn.py", "--plot", os.path.join(out, "train_cnn.png"), "--quiet", *more)
+    study("small_batches.py", "--plot", out, "--quiet", *more)
     print(f"\nfigures written to {out} in {time.perf_counter() - start:.0f} s")
 
 

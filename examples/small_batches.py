@@ -1,5 +1,7 @@
-"""When batches are small: batch norm, batch renorm, group norm, layer norm and no normalisation on
-MNIST-1D's CNN, with normalisation batches of 2 to 128 samples and with non-i.i.d. batches.
+"""When batches are small: batch norm, batch renorm, group norm, layer norm and none, on MNIST-1D.
+
+Trains MNIST-1D's CNN with each normalisation, its layers seeing batches of 2 to 128 samples or
+batches of 2 classes only (non-i.i.d.), and compares test accuracy, train/eval gap and time.
 
     python examples/small_batches.py [--seeds 0,1,2] [--epochs N] [--plot DIR] [--quick] [--quiet]
         [--threads N]
@@ -48,18 +50,19 @@ QUICK = {"epochs": 1, "seeds": (0,), "samples": 512, "sizes": (4, 32)}   # --qui
 def train(norm, size, classes, seed, epochs, X, y, quiet=True):
     """Train the CNN with ``norm`` for ``epochs``, each optimizer step on STEP samples that the
     normalisation layers see in batches of ``size`` (or ``classes`` classes to a batch).
-    Returns (model, optimizer steps, seconds of training per epoch)."""
+    Returns (model, {"steps": optimizer steps, "batch": the normalisation batches' mean size,
+    "seconds": seconds of training per epoch})."""
     mg.manual_seed(seed)                                   # the same initial weights for every run
     model = models.mnist1d_cnn("fused", norm=norm)
     optimizer = mg.optim.AdamW(model.parameters(), lr=LR)  # PyTorch's weight_decay 1e-2
     steps = epochs * len(orders.split(np.arange(len(y)), STEP))
-    step, config = 0, {"schedule": "cosine", "lr": LR, "epochs": epochs}
+    step, config, batches = 0, {"schedule": "cosine", "lr": LR, "epochs": epochs}, 0
     start = time.perf_counter()
     with mg.train_mode(), progress.run_bar(epochs, f"{norm}, {label(size, classes)}", quiet) as bar:
         for epoch in range(1, epochs + 1):
             for group in optimizer.param_groups:
                 group["lr"] = models.learning_rate(config, epoch)
-            for parts in orders.steps(y, STEP, size, classes, seed, epoch):   # one optimizer step
+            for parts in orders.steps(y, STEP, size, classes, seed, epoch - 1):   # one optimizer step
                 if norm == "renorm":                       # BatchRenorm: relax its clip bounds
                     models.renorm_bounds(model, step, steps)
                 optimizer.zero_grad()
@@ -69,9 +72,11 @@ def train(norm, size, classes, seed, epochs, X, y, quiet=True):
                     loss = F.cross_entropy(logits, y[part]) * (len(part) / n)
                     loss.backward()                        # adds this part's share of the step's mean
                 optimizer.step()
+                batches += len(parts)
                 step += 1
             bar.update(1)
-    return model, steps, (time.perf_counter() - start) / epochs
+    seconds = (time.perf_counter() - start) / epochs
+    return model, {"steps": steps, "batch": epochs * len(y) / batches, "seconds": seconds}
 
 
 def label(size, classes):
@@ -81,33 +86,31 @@ def label(size, classes):
 
 def run(data, norms, conditions, seeds, epochs, quiet=True):
     """Every (norm, condition, seed): {norm: {condition: [one dict per seed]}}, each dict
-    score()'s numbers plus "steps" and "seconds" (training time per epoch)."""
+    train()'s numbers and score()'s."""
     results = {norm: {condition: [] for condition in conditions} for norm in norms}
     for seed in seeds:
         for norm in norms:
             for size, classes in conditions:
-                model, steps, seconds = train(norm, size, classes, seed, epochs, data["X_train"],
-                                              data["y_train"], quiet)
+                model, numbers = train(norm, size, classes, seed, epochs, data["X_train"], data["y_train"], quiet)
                 parts = [part for step in orders.steps(data["y_test"], STEP, size, classes, seed, 0)
                          for part in step]                 # the test set, batched as in training
-                numbers = score(model, data["X_test"], data["y_test"], parts)
-                results[norm][(size, classes)].append({**numbers, "steps": steps, "seconds": seconds})
+                results[norm][(size, classes)].append({**numbers, **score(model, data["X_test"], data["y_test"], parts)})
     return results
 
 
 def make_parser():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--seeds", type=cli.parse_seeds, default=",".join(map(str, SEEDS)), metavar="0,1,2",
-                   help="initial weights and batch orders, one run per seed")
-    p.add_argument("--epochs", type=cli.number(int, 1), default=EPOCHS,
-                   help="epochs of every run (the same steps and samples for every batch size)")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=cli.parse_seeds, metavar="0,1,2",
+                   help=f"initial weights and batch orders, one run per seed (default "
+                        f"{cli.show(SEEDS)}; --quick: {cli.show(QUICK['seeds'])})")
+    p.add_argument("--epochs", type=cli.number(int, 1),
+                   help=f"epochs of every run, the same steps and samples for every batch size "
+                        f"(default {EPOCHS}; --quick: {QUICK['epochs']})")
     p.add_argument("--plot", metavar="DIR", default=None,
                    help=f"write {figure.FIGURE} into this existing folder (needs matplotlib: {plots.PLOT_HINT})")
     p.add_argument("--quick", action="store_true",
                    help=f"a smoke test: {QUICK['samples']} training samples, batches of "
-                        f"{' and '.join(map(str, QUICK['sizes']))} and non-i.i.d., "
-                        f"{QUICK['epochs']} epoch, seed {QUICK['seeds'][0]} (overrides --epochs, --seeds)")
+                        f"{' and '.join(map(str, QUICK['sizes']))} and by class")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     cli.add_threads(p)
     return p
@@ -118,9 +121,11 @@ def main(argv=None):
     parser = make_parser()
     args = cli.parse(parser, argv, folders=("plot",))      # before any work
     X_train, y_train, _, _, X_test, y_test = models.load_data("mnist1d", "cnn", False)
-    seeds, epochs, conditions = tuple(args.seeds), args.epochs, CONDITIONS
+    defaults = QUICK if args.quick else {"seeds": SEEDS, "epochs": EPOCHS}
+    seeds = tuple(args.seeds or defaults["seeds"])
+    epochs = args.epochs or defaults["epochs"]
+    conditions = CONDITIONS
     if args.quick:
-        seeds, epochs = QUICK["seeds"], QUICK["epochs"]
         conditions = tuple((size, None) for size in QUICK["sizes"]) + (NON_IID,)
         X_train, y_train = X_train[:QUICK["samples"]], y_train[:QUICK["samples"]]
     data = {"X_train": X_train, "y_train": y_train, "X_test": X_test, "y_test": y_test}

@@ -53,7 +53,8 @@ def plot(results, config, path, text):
         ax.set_xlim(x[0] - 0.5, x[-1] + 0.5)
     panels[1].axhline(0, color="0.5", lw=0.8)
     panels[2].set_yscale("log")
-    panels[2].yaxis.set_major_formatter(ticker.LogFormatter(labelOnlyBase=False))   # 0.1, 0.2, 1, 2
+    panels[2].yaxis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))      # 0.1, 0.2, 0.5, 1, ...
+    panels[2].yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     panels[2].yaxis.set_minor_formatter(ticker.NullFormatter())
     panels[0].set_title("Test accuracy after training: batch statistics suffer at small and class-sorted batches")
     panels[1].set_title("Training mode minus eval mode on the test set, batched as in training")

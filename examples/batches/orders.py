@@ -11,8 +11,8 @@ import numpy as np
 
 
 def iid_order(n, seed, epoch):
-    """Epoch ``epoch``'s permutation of range(n), from a generator seeded with (seed, epoch), as
-    the DataLoader draws it."""
+    """Epoch ``epoch``'s (0, 1, ...) permutation of range(n), from a generator seeded with
+    (seed, epoch), as DataLoader(..., seed=seed) draws it."""
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 

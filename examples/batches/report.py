@@ -2,7 +2,7 @@
 against the two papers, every sentence computed from the numbers it is given.
 
 Invariant: nothing here trains or scores; ``results`` is small_batches.run()'s
-{norm: {(size, classes): [one dict per seed: "test", "train_mode", "gap", "steps", "seconds"]}}.
+{norm: {(size, classes): [one dict per seed: "test", "train_mode", "gap", "steps", "batch", "seconds"]}}.
 """
 import numpy as np
 
@@ -94,12 +94,14 @@ def reading(results, config):
         lines.append(f"Small batches, in points against BatchNorm at {heading(largest)} ({100 * top:.1f}%): "
                      + "; ".join(parts) + ".")
         for c in non_iid:
-            reference = max((s for s in iid if s[0] >= 26), default=largest)   # the nearest i.i.d. size above ~26
+            size = mean(results, "batch", c, "batch")      # the class batches' mean size
+            reference = min(iid, key=lambda s: abs(np.log(s[0] / size)))     # the nearest i.i.d. size
             drop_bn = mean(results, "batch", reference) - mean(results, "batch", c)
             drop_brn = mean(results, "renorm", reference) - mean(results, "renorm", c)
             share = ("" if drop_bn <= threshold else ", no better" if drop_brn >= drop_bn
                      else f", {1 - drop_brn / drop_bn:.0%} of it recovered")
-            lines.append(f"{heading(c).capitalize()} against i.i.d. {heading(reference)}: BatchNorm loses "
+            lines.append(f"{heading(c).capitalize()} (about {size:.0f} samples each) against i.i.d. "
+                         f"{heading(reference)}: BatchNorm loses "
                          f"{100 * drop_bn:.1f} points, BatchRenorm {100 * drop_brn:.1f}{share}; BatchNorm's "
                          f"training mode is {100 * mean(results, 'batch', c, 'gap'):+.1f} points from its eval "
                          f"mode there, BatchRenorm's {100 * mean(results, 'renorm', c, 'gap'):+.1f}.")

@@ -18,7 +18,8 @@ def test_main_runs_each_study_with_plot_into_the_folder(tmp_path, monkeypatch, c
     figures.main(["--out", str(tmp_path)])
     out = str(tmp_path)
     assert ran == [("bn_inference.py", "--plot", out), ("bn_after_training.py", "--plot", out, "--quiet"),
-                   ("train_cnn.py", "--plot", f"{out}/train_cnn.png", "--quiet")]
+                   ("train_cnn.py", "--plot", f"{out}/train_cnn.png", "--quiet"),
+                   ("small_batches.py", "--plot", out, "--quiet")]
     assert drawn == [out]
     ran.clear()
     figures.main(["--out", str(tmp_path), "--threads", "1"])

@@ -1,5 +1,6 @@
 """examples/train_cnn.py: metrics with the test accuracy at the end, exact resume after an
-interruption, the bar, the figure's title, bad arguments (the models and data: helpers/test_models.py)."""
+interruption, the bar, the figure's title, --norm (and --bn none, its old spelling), BatchRenorm's
+schedule, bad arguments (the models and data: helpers/test_models.py)."""
 import json
 
 import numpy as np
@@ -9,7 +10,7 @@ import minigrad as mg
 
 from .loader import load_example
 
-from helpers import plots, runs  # noqa: E402  (examples/helpers: loader puts examples/ on sys.path)
+from helpers import models, plots, runs  # noqa: E402  (examples/helpers: loader puts examples/ on sys.path)
 
 TINY = ["--epochs", "2", "--quiet"]
 
@@ -59,6 +60,10 @@ def test_a_run_stopped_after_epoch_one_resumes_to_the_same_numbers(train_cnn, tm
     (["--lr", "inf"], "argument --lr: expected a number > 0"),
     (["--metrics", "no/such/dir/m.jsonl"], "the folder of 'no/such/dir/m.jsonl' does not exist"),
     (["--resume", "no/such.npz"], "--resume: no checkpoint at 'no/such.npz'"),
+    (["--norm", "batchnorm"], "argument --norm: invalid choice: 'batchnorm' (choose from batch, renorm, group, "
+                              "layer, none)"),
+    (["--bn", "none", "--norm", "group"], "--bn none means no normalisation but --norm group asks for one"),
+    (["--model", "mlp", "--norm", "group"], "--norm group needs a CNN (it groups a conv layer's channels)"),
 ])
 def test_bad_arguments_exit_with_one_line(train_cnn, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:
@@ -66,7 +71,7 @@ def test_bad_arguments_exit_with_one_line(train_cnn, capsys, args, message):
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_the_figure_names_batch_norm_and_the_test_accuracy(train_cnn, tmp_path, monkeypatch, capsys):
+def test_the_figure_names_the_normalisation_and_the_test_accuracy(train_cnn, tmp_path, monkeypatch, capsys):
     pytest.importorskip("matplotlib")
     seen = []
     monkeypatch.setattr(plots, "save_figure", lambda fig, path, text: seen.append((fig, path, text)))
@@ -79,9 +84,15 @@ def test_the_figure_names_batch_norm_and_the_test_accuracy(train_cnn, tmp_path, 
     assert "python examples/train_cnn.py" in text and "--data digits" in text
     plots.pyplot().close(fig)
     train_cnn.main([*TINY, "--model", "logistic", "--shuffle-positions", "--plot", str(tmp_path / "lr.png")])
-    assert seen[1][0].get_suptitle().startswith("Logistic regression with no batch norm on MNIST-1D (positions "
+    assert seen[1][0].get_suptitle().startswith("Logistic regression with no normalisation on MNIST-1D (positions "
                                                 "shuffled): test accuracy")
     plots.pyplot().close(seen[1][0])
+    train_cnn.main([*TINY, "--epochs", "1", "--norm", "group", "--bn", "composed", "--plot", str(tmp_path / "g.png")])
+    assert seen[2][0].get_suptitle().startswith("CNN with GroupNorm (composed) on MNIST-1D: test accuracy")
+    plots.pyplot().close(seen[2][0])
+    train_cnn.main([*TINY, "--epochs", "1", "--norm", "renorm", "--data", "digits", "--plot", str(tmp_path / "r.png")])
+    assert seen[3][0].get_suptitle().startswith("CNN with BatchRenorm2d (fused) on the 8x8 digits")
+    plots.pyplot().close(seen[3][0])
 
 
 def test_the_last_metrics_row_of_a_resumed_finished_run_keeps_its_test_accuracy(train_cnn, tmp_path):
@@ -90,3 +101,52 @@ def test_the_last_metrics_row_of_a_resumed_finished_run_keeps_its_test_accuracy(
     again = train_cnn.main(["--resume", str(ckpt), "--quiet", "--metrics", str(metrics)])
     assert again["test_acc"] == first["test_acc"]
     assert [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()] == [1, 2]
+
+
+def norm_kinds(model):
+    return [type(m).__name__ for m in model.modules()
+            if type(m).__name__ in ("BatchNorm1d", "BatchRenorm1d", "GroupNorm", "LayerNorm")]
+
+
+@pytest.mark.parametrize("norm, kinds", [("batch", ["BatchNorm1d"] * 3), ("renorm", ["BatchRenorm1d"] * 3),
+                                         ("group", ["GroupNorm"] * 3), ("layer", ["LayerNorm"] * 3), ("none", [])])
+def test_norm_builds_that_normalisation(train_cnn, norm, kinds):
+    result = train_cnn.main(["--epochs", "1", "--quiet", "--norm", norm])
+    assert norm_kinds(result["model"]) == kinds and result["config"]["norm"] == norm
+
+
+def test_bn_none_from_before_norm_is_norm_none(train_cnn):
+    old = train_cnn.main(["--epochs", "1", "--quiet", "--bn", "none"])
+    new = train_cnn.main(["--epochs", "1", "--quiet", "--norm", "none"])
+    assert norm_kinds(old["model"]) == [] and old["config"]["norm"] == "none"
+    assert old["test_acc"] == new["test_acc"] and old["config"] == new["config"]
+
+
+def test_batch_renorm_relaxes_its_bounds_over_every_step_of_the_run(train_cnn, monkeypatch):
+    seen, real = [], models.renorm_bounds
+    monkeypatch.setattr(models, "renorm_bounds", lambda model, step, steps: seen.append((step, steps))
+                        or real(model, step, steps))
+    result = train_cnn.main(["--epochs", "2", "--quiet", "--norm", "renorm", "--data", "digits"])
+    per_epoch = -(-len(models.load_data("digits", "cnn", False)[1]) // 100)   # the loader's batches of 100
+    assert seen == [(k, 2 * per_epoch) for k in range(2 * per_epoch)]
+    assert {(m.r_max, m.d_max) for m in result["model"].modules() if hasattr(m, "r_max")} == {(3.0, 5.0)}
+
+
+def test_a_resumed_renorm_run_continues_its_schedule(train_cnn, tmp_path, monkeypatch):
+    ckpt = tmp_path / "renorm.npz"
+    args = ["--epochs", "2", "--quiet", "--norm", "renorm", "--data", "digits", "--seed", "3"]
+    straight = train_cnn.main(args)
+    real, calls = runs.Log.epoch_done, []
+
+    def stop_in_the_second_epoch(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(runs.Log, "epoch_done", stop_in_the_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_cnn.main([*args, "--save", str(ckpt)])
+    monkeypatch.setattr(runs.Log, "epoch_done", real)
+    resumed = train_cnn.main(["--resume", str(ckpt), "--quiet"])
+    assert resumed["config"]["norm"] == "renorm"
+    assert [r["val_loss"] for r in resumed["history"]] == [r["val_loss"] for r in straight["history"]]
