@@ -9,14 +9,13 @@ batches of 2 classes only (non-i.i.d.), and compares test accuracy, train/eval g
 The design is Ioffe's (Batch Renormalization, 2017, Section 4): every optimizer step averages the
 gradient over the same STEP = 128 samples, in the same order for every run, with the same
 learning rate; only the batches the normalisation layers see change. The step's samples go
-through the model in normalisation batches of b = 2, 4, 8, 32 or 128 (each forward, its loss
-weighted by its share of the step, and backward; the gradients add up), and, non-i.i.d., grouped
-by class: all the step's samples of 2 classes form one batch (about 26 samples, from 2 classes
-only). So every run makes the same steps on the same samples, and only the statistics differ:
-the same number of epochs is the same number of steps and of samples seen, and no learning rate
-needs rescaling.
-GroupNorm, LayerNorm and no normalisation are per sample, so b changes nothing in them but the
-order of float additions.
+through the model in normalisation batches of b = 2, 4, 8, 32 or 128 (each a forward, a loss
+weighted by its share of the step and a backward; the gradients add up), or, non-i.i.d., grouped
+by class: all the step's samples of 2 classes form one batch (about 26 samples, 2 classes only).
+So every run makes the same steps on the same samples and only the statistics differ: the same
+epochs are the same steps and samples, and no learning rate needs rescaling. GroupNorm,
+LayerNorm and no normalisation are per sample: b changes nothing in them but the order of float
+additions. BatchRenorm runs twice: with PyTorch's momentum 0.1, and with 0.01 (see ROWS).
 
 For each normalisation, condition and seed: the test accuracy in eval mode (running statistics),
 its gap to the training-mode accuracy on test batches composed as the training batches were,
@@ -41,24 +40,30 @@ from minigrad.nn import functional as F
 
 STEP, LR = 128, 1e-2                        # samples per optimizer step; AdamW's learning rate
 SIZES = (2, 4, 8, 32, 128)                  # normalisation batches, i.i.d.
+# The table's rows: (norm, the running statistics' momentum). PyTorch's momentum 0.1 averages the
+# last ~10 normalisation batches (20 samples at b = 2), which BatchRenorm then normalises with in
+# training; the row with 0.01 (~100 batches) shows what steadier running statistics change.
+ROWS = {"batch": ("batch", 0.1), "renorm": ("renorm", 0.1), "renorm-0.01": ("renorm", 0.01),
+        "group": ("group", None), "layer": ("layer", None), "none": ("none", None)}
 NON_IID = (None, 2)                         # each step's samples grouped 2 classes to a batch
 CONDITIONS = tuple((size, None) for size in SIZES) + (NON_IID,)   # (size, classes or None)
 EPOCHS, SEEDS = 10, (0, 1, 2)
 QUICK = {"epochs": 1, "seeds": (0,), "samples": 512, "sizes": (4, 32)}   # --quick: a smoke run
 
 
-def train(norm, size, classes, seed, epochs, X, y, quiet=True):
-    """Train the CNN with ``norm`` for ``epochs``, each optimizer step on STEP samples that the
-    normalisation layers see in batches of ``size`` (or ``classes`` classes to a batch).
-    Returns (model, {"steps": optimizer steps, "batch": the normalisation batches' mean size,
+def train(row, size, classes, seed, epochs, X, y, quiet=True):
+    """Train the CNN with ROWS[row]'s normalisation for ``epochs``, each optimizer step on STEP
+    samples that the normalisation layers see in batches of ``size`` (or ``classes`` classes to a
+    batch). Returns (model, {"steps": optimizer steps, "batch": the normalisation batches' mean size,
     "seconds": seconds of training per epoch})."""
+    norm, momentum = ROWS[row]
     mg.manual_seed(seed)                                   # the same initial weights for every run
-    model = models.mnist1d_cnn("fused", norm=norm)
+    model = models.mnist1d_cnn("fused", norm=norm, momentum=momentum)
     optimizer = mg.optim.AdamW(model.parameters(), lr=LR)  # PyTorch's weight_decay 1e-2
     steps = epochs * len(orders.split(np.arange(len(y)), STEP))
     step, config, batches = 0, {"schedule": "cosine", "lr": LR, "epochs": epochs}, 0
     start = time.perf_counter()
-    with mg.train_mode(), progress.run_bar(epochs, f"{norm}, {label(size, classes)}", quiet) as bar:
+    with mg.train_mode(), progress.run_bar(epochs, f"{row}, {label(size, classes)}", quiet) as bar:
         for epoch in range(1, epochs + 1):
             for group in optimizer.param_groups:
                 group["lr"] = models.learning_rate(config, epoch)
@@ -84,17 +89,17 @@ def label(size, classes):
     return f"batch {size}" if classes is None else f"{classes} classes per batch"
 
 
-def run(data, norms, conditions, seeds, epochs, quiet=True):
-    """Every (norm, condition, seed): {norm: {condition: [one dict per seed]}}, each dict
-    train()'s numbers and score()'s."""
-    results = {norm: {condition: [] for condition in conditions} for norm in norms}
+def run(data, rows, conditions, seeds, epochs, quiet=True):
+    """Every (row, condition, seed): {row: {condition: [one dict per seed]}}, each dict train()'s
+    numbers and score()'s."""
+    results = {row: {condition: [] for condition in conditions} for row in rows}
     for seed in seeds:
-        for norm in norms:
+        for row in rows:
             for size, classes in conditions:
-                model, numbers = train(norm, size, classes, seed, epochs, data["X_train"], data["y_train"], quiet)
+                model, numbers = train(row, size, classes, seed, epochs, data["X_train"], data["y_train"], quiet)
                 parts = [part for step in orders.steps(data["y_test"], STEP, size, classes, seed, 0)
                          for part in step]                 # the test set, batched as in training
-                results[norm][(size, classes)].append({**numbers, **score(model, data["X_test"], data["y_test"], parts)})
+                results[row][(size, classes)].append({**numbers, **score(model, data["X_test"], data["y_test"], parts)})
     return results
 
 
@@ -135,10 +140,10 @@ def main(argv=None):
     print(f"MNIST-1D: {len(y_train)} train / {len(y_test)} test; train_cnn.py's CNN, AdamW lr {LR:g} "
           f"cosine over {epochs} epoch(s), {STEP} samples per step, seeds {cli.show(seeds)}")
     start = time.perf_counter()
-    results = run(data, models.NORMS, conditions, seeds, epochs, args.quiet)
+    results = run(data, tuple(ROWS), conditions, seeds, epochs, args.quiet)
     seconds = time.perf_counter() - start
     conclusion = report.print_report(results, config)
-    print(f"\n{len(seeds) * len(models.NORMS) * len(conditions)} runs in {seconds:.0f} s")
+    print(f"\n{len(seeds) * len(ROWS) * len(conditions)} runs in {seconds:.0f} s")
     if args.plot is not None:
         figure.plot(results, config, os.path.join(args.plot, figure.FIGURE),
                     figure.caption(config, cli.command("small_batches.py", argv)))

@@ -11,8 +11,8 @@ from helpers import plots
 from .report import NAMES, heading, values
 
 FIGURE = "norm_small_batches.png"
-LOOKS = {"batch": ("C0", "o"), "renorm": ("C1", "s"), "group": ("C2", "^"), "layer": ("C4", "D"),
-         "none": ("0.35", "v")}
+LOOKS = {"batch": ("C0", "o"), "renorm": ("C1", "s"), "renorm-0.01": ("C3", "X"), "group": ("C2", "^"),
+         "layer": ("C4", "D"), "none": ("0.35", "v")}
 PANELS = (("test", 100, "test accuracy (%)\neval mode"),
           ("gap", 100, "training minus eval\nmode (points)"),
           ("seconds", 1, "training time per\nepoch (s, log scale)"))
@@ -24,7 +24,8 @@ def caption(config, command):
             f"norm + ReLU, Linear), AdamW lr {config['lr']:g} cosine over {config['epochs']} epoch(s); every "
             f"optimizer step averages the gradient over the same {config['step']} samples in every run; only "
             f"the batches the normalisation layers see differ: b samples (i.i.d.), or all the step's samples "
-            f"of 2 classes (about 26). Seeds {', '.join(map(str, config['seeds']))}: marker = mean, bar = "
+            f"of 2 classes (about 26). Running statistics' momentum 0.1 (PyTorch's), and 0.01 in the extra "
+            f"BatchRenorm row. Seeds {', '.join(map(str, config['seeds']))}: marker = mean, bar = "
             f"min-max; {config['threads']} BLAS thread(s). GroupNorm, LayerNorm and none do not depend on the "
             f"batch: their points differ only by float rounding, and their gap is 0 by construction.\n{command}")
 

@@ -48,7 +48,7 @@ def load_data(data, model, shuffle_positions):
 NORMS = ("batch", "renorm", "group", "layer", "none")
 
 
-def norm_layer(norm, shape, bn="fused", groups=None):
+def norm_layer(norm, shape, bn="fused", groups=None, momentum=0.1):
     """The ``norm`` layer for a layer output of shape (N, *shape): shape (C,) after a Linear,
     (C, L) after a Conv1d, (C, H, W) after a Conv2d; None for "none".
 
@@ -60,13 +60,14 @@ def norm_layer(norm, shape, bn="fused", groups=None):
                  layer torch.nn.LayerNorm is; GroupNorm(1, C) has the same statistics with γ, β
                  per channel, Wu & He's "LN")
 
-    ``bn`` ("fused" or "composed") picks each layer's form: one op or primitive ops.
+    ``bn`` ("fused" or "composed") picks each layer's form: one op or primitive ops; ``momentum``
+    is batch norm's and batch renorm's, for their running statistics (PyTorch's 0.1 by default).
     """
     fused, channels, conv2d = bn == "fused", shape[0], len(shape) == 3
     if norm == "batch":
-        return (nn.BatchNorm2d if conv2d else nn.BatchNorm1d)(channels, fused=fused)
+        return (nn.BatchNorm2d if conv2d else nn.BatchNorm1d)(channels, momentum=momentum, fused=fused)
     if norm == "renorm":
-        return (nn.BatchRenorm2d if conv2d else nn.BatchRenorm1d)(channels, fused=fused)
+        return (nn.BatchRenorm2d if conv2d else nn.BatchRenorm1d)(channels, momentum=momentum, fused=fused)
     if norm == "group":
         return nn.GroupNorm(groups, channels, fused=fused)
     if norm == "layer":
@@ -78,8 +79,8 @@ def build_mlp(hidden, bn="fused", in_features=64, classes=10, momentum=0.1, norm
     """(Linear -> norm -> ReLU) for each width in ``hidden``, then Linear.
 
     bn: "fused" or "composed" (the two forms of every normalisation), or "none" (no norm,
-    whatever ``norm`` says). norm: "batch" (BatchNorm1d with ``momentum``), "renorm", "layer"
-    or "none"; not "group": groups of a Linear's features have no channel structure to
+    whatever ``norm`` says). norm: "batch" or "renorm" (with ``momentum``), "layer" or "none";
+    not "group": groups of a Linear's features have no channel structure to
     follow (and GroupNorm(1, h) is LayerNorm(h)).
     """
     if norm == "group":
@@ -90,10 +91,8 @@ def build_mlp(hidden, bn="fused", in_features=64, classes=10, momentum=0.1, norm
     layers, width = [], in_features
     for h in hidden:
         layers.append(nn.Linear(width, h))
-        if norm == "batch":              # the one with a momentum argument here (bn_inference.py's)
-            layers.append(nn.BatchNorm1d(h, momentum=momentum, fused=(bn == "fused")))
-        elif norm != "none":
-            layers.append(norm_layer(norm, (h,), bn))
+        if norm != "none":
+            layers.append(norm_layer(norm, (h,), bn, momentum=momentum))
         layers.append(nn.ReLU())
         width = h
     layers.append(nn.Linear(width, classes))
@@ -117,7 +116,7 @@ def build_model(data, model, bn, norm="batch"):
     return mnist1d_cnn(bn, norm=norm) if data == "mnist1d" else digits_cnn(bn, norm=norm)
 
 
-def mnist1d_cnn(bn, channels=25, norm="batch", groups=5):
+def mnist1d_cnn(bn, channels=25, norm="batch", groups=5, momentum=0.1):
     """The paper's CNN (Greydanus & Kobak 2020): (N, 1, 40) -> 19 -> 10 -> 5 positions of 25
     channels -> (N, 10); each Conv1d followed by ``norm`` (norm_layer) and ReLU. GroupNorm:
     5 groups of 5 channels, the one grouping of 25 channels between LayerNorm's statistics
@@ -128,7 +127,7 @@ def mnist1d_cnn(bn, channels=25, norm="batch", groups=5):
         layers.append(nn.Conv1d(width, channels, kernel, stride=2, padding=1))
         length = (length + 2 - kernel) // 2 + 1                    # 40 -> 19 -> 10 -> 5
         if norm != "none":
-            layers.append(norm_layer(norm, (channels, length), bn, groups))
+            layers.append(norm_layer(norm, (channels, length), bn, groups, momentum))
         layers.append(nn.ReLU())
         width = channels
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(channels * length, 10))

@@ -42,10 +42,11 @@ def test_batch_renorm_follows_the_schedule_over_every_step(data, monkeypatch):
     seen, real = [], models.renorm_bounds
     monkeypatch.setattr(models, "renorm_bounds", lambda model, step, steps: seen.append((step, steps))
                         or real(model, step, steps))
-    model, numbers = study.train("renorm", None, 2, 0, 2, X, y)
+    model, numbers = study.train("renorm-0.01", None, 2, 0, 2, X, y)
     assert seen == [(k, 6) for k in range(6)] and numbers["steps"] == 6
     assert 15 < numbers["batch"] < 30            # 2 of ~10 classes of steps of 128, 128 and 44: 600 / 30
-    assert all((m.r_max, m.d_max) == (3.0, 5.0) for m in model.modules() if type(m).__name__ == "BatchRenorm1d")
+    renorms = [m for m in model.modules() if type(m).__name__ == "BatchRenorm1d"]
+    assert len(renorms) == 3 and all((m.r_max, m.d_max, m.momentum) == (3.0, 5.0, 0.01) for m in renorms)
     seen.clear()
     study.train("batch", 8, None, 0, 1, X, y)
     assert seen == []                                          # only BatchRenorm has bounds
@@ -64,7 +65,7 @@ def test_quick_runs_every_norm_and_condition_and_prints_the_tables(quick):
     result, text, _ = quick
     config = result["config"]
     assert config["epochs"] == 1 and config["seeds"] == (0,) and config["n_train"] == 512
-    assert set(result["results"]) == set(models.NORMS)
+    assert list(result["results"]) == list(study.ROWS) and {n for n, _ in study.ROWS.values()} == set(models.NORMS)
     for cells in result["results"].values():
         assert list(cells) == [(4, None), (32, None), (None, 2)]
         for runs in cells.values():
@@ -72,7 +73,7 @@ def test_quick_runs_every_norm_and_condition_and_prints_the_tables(quick):
     for norm in ("group", "layer", "none"):
         assert all(r["gap"] == 0 for runs in result["results"][norm].values() for r in runs)
     assert "| test accuracy, % (eval mode), seeds 0: mean (min-max) | b = 4 | b = 32 | 2 classes per batch |" in text
-    assert all(line in text for line in result["conclusion"]) and "15 runs in" in text
+    assert all(line in text for line in result["conclusion"]) and "18 runs in" in text
 
 
 def test_quick_writes_the_figure(quick):

@@ -27,8 +27,9 @@ CONFIG = {"conditions": CONDITIONS, "seeds": (0, 1, 2), "n_test": 1000, "step": 
 FLAT = {c: [0.80, 0.80, 0.80] for c in CONDITIONS}
 
 
-def numbers(batch, renorm):
-    return make({"batch": batch, "renorm": renorm, "group": FLAT, "layer": FLAT, "none": FLAT},
+def numbers(batch, renorm, slow=None):
+    rows = {"batch": batch, "renorm": renorm, **({"renorm-0.01": slow} if slow else {})}
+    return make({**rows, "group": FLAT, "layer": FLAT, "none": FLAT},
                 gaps={("batch", (2, None)): -0.05, ("batch", (None, 2)): -0.03},
                 seconds={(2, None): 2.0, (128, None): 0.1})
 
@@ -57,8 +58,10 @@ def test_the_reading_follows_the_numbers():
            "loss recovered)" in text
     assert "b = 32: BatchNorm -0.0, BatchRenorm -1.0;" in text or "b = 32: BatchNorm -0.0, BatchRenorm -1.0." in text
     # 2 classes against b = 32: BN 91 -> 81 (10), BRN 90 -> 88 (2): 80% recovered
-    assert "2 classes per batch (about 26 samples each) against i.i.d. b = 32: BatchNorm loses 10.0 points, BatchRenorm 2.0, 80% of it " \
-           "recovered; BatchNorm's training mode is -3.0 points" in text
+    assert "2 classes per batch (about 26 samples each) against i.i.d. b = 32: BatchNorm loses 10.0 points, " \
+           "BatchRenorm 2.0 (80% of BatchNorm's loss recovered); BatchNorm's training mode is -3.0 points" in text
+    assert "BatchRenorm's training mode is at most 0.0 points (mean) from its eval mode in every condition (r and d " \
+           "inside their final bounds" in text and "BatchNorm's gap reaches 5.0 points" in text
     assert "at most 0 of 1000 test samples" in text and "spread over seeds of up to 2.0 points" in text
     assert "BatchNorm's lead: BatchRenorm +0.0, GroupNorm (5 groups) +11.0" in text
     assert "batches of 2 takes 20x as long as in batches of 128 (BatchNorm): 64 forward and backward calls per " \
@@ -70,7 +73,22 @@ def test_no_share_is_claimed_below_the_noise_and_a_worse_renorm_is_called_so():
     text = "\n".join(report.reading(numbers(small, RENORM), CONFIG))
     assert "b = 2: BatchNorm -1.0, BatchRenorm -5.0;" in text and "recovered)" not in text.split("\n")[0]
     worse = {**RENORM, (2, None): [0.60, 0.60, 0.60]}
-    assert "(BatchRenorm no better)" in report.reading(numbers(BATCH, worse), CONFIG)[0]
+    assert "b = 2: BatchNorm -20.0, BatchRenorm -31.0 (no better);" in report.reading(numbers(BATCH, worse), CONFIG)[0]
+    better = {**RENORM, (2, None): [0.93, 0.93, 0.93]}
+    assert "BatchRenorm +2.0 (all of BatchNorm's loss recovered)" in report.reading(numbers(BATCH, better), CONFIG)[0]
+    clipped = numbers(BATCH, RENORM)
+    clipped["renorm"][(2, None)][0]["gap"] = 0.03
+    assert "(r or d still meet their bounds" in "\n".join(report.reading(clipped, CONFIG))
+
+
+def test_each_batch_renorm_row_is_read_against_batch_norm():
+    slow = {**RENORM, (2, None): [0.81, 0.81, 0.81], (None, 2): [0.85, 0.86, 0.87]}
+    lines = report.reading(numbers(BATCH, RENORM, slow), CONFIG)
+    assert "b = 2: BatchNorm -20.0, BatchRenorm -5.0 (75% of BatchNorm's loss recovered), BatchRenorm, momentum " \
+           "0.01 -10.0 (50% of BatchNorm's loss recovered);" in lines[0]
+    assert "BatchRenorm 2.0 (80% of BatchNorm's loss recovered), BatchRenorm, momentum 0.01 4.0 (60% of" in lines[1]
+    table = report.tables(numbers(BATCH, RENORM, slow), CONFIG)
+    assert table[4].startswith("| BatchRenorm, momentum 0.01 | 81.0 (81.0-81.0) |")
 
 
 def test_rounding_noise_is_the_largest_within_seed_difference_of_the_per_sample_norms():

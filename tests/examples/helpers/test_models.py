@@ -72,6 +72,15 @@ def test_each_norm_follows_each_conv_in_the_form_asked(data, norm, bn):
         assert net(mg.tensor(x)).shape == (3, 10)
 
 
+@pytest.mark.parametrize("norm", ["batch", "renorm"])
+def test_momentum_reaches_the_running_statistics_layers(norm):
+    layers = [m for m in models.mnist1d_cnn("fused", norm=norm, momentum=0.01) if hasattr(m, "momentum")]
+    assert len(layers) == 3 and all(m.momentum == 0.01 for m in layers)
+    assert models.norm_layer(norm, (4, 6, 6)).momentum == 0.1                     # PyTorch's, by default
+    assert [m.momentum for m in models.build_mlp((4, 3), norm=norm, momentum=None) if hasattr(m, "momentum")] == \
+        [None, None]                                                               # bn_inference's cumulative
+
+
 def test_bn_none_is_norm_none_whatever_norm_says():
     for data in ("mnist1d", "digits"):
         net = models.build_model(data, "cnn", "none", "group")
