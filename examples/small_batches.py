@@ -146,7 +146,7 @@ def main(argv=None):
     print(f"\n{len(seeds) * len(ROWS) * len(conditions)} runs in {seconds:.0f} s")
     if args.plot is not None:
         figure.plot(results, config, os.path.join(args.plot, figure.FIGURE),
-                    figure.caption(config, cli.command("small_batches.py", argv)))
+                    figure.caption(results, config, cli.command("small_batches.py", argv)))
     return {"config": config, "results": results, "conclusion": conclusion, "seconds": seconds}
 
 

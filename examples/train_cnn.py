@@ -103,7 +103,8 @@ def describe(config):
 def plot(history, config, test_acc, args, argv):
     """Training curves, titled with the model, its normalisation and the final test accuracy."""
     model = {"cnn": "CNN", "mlp": "MLP", "logistic": "Logistic regression"}[config["model"]]
-    layer = {"batch": "BatchNorm", "renorm": "BatchRenorm", "group": "GroupNorm", "layer": "LayerNorm"}.get(config["norm"])
+    layer = {"batch": "BatchNorm", "renorm": "BatchRenorm", "group": "GroupNorm",
+             "layer": "LayerNorm"}.get(config["norm"])
     if config["norm"] in ("batch", "renorm"):
         layer += "2d" if config["data"] == "digits" and config["model"] == "cnn" else "1d"
     norm = "no normalisation" if layer is None or config["model"] == "logistic" else f"{layer} ({config['bn']})"

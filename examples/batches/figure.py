@@ -18,13 +18,15 @@ PANELS = (("test", 100, "test accuracy (%)\neval mode"),
           ("seconds", 1, "training time per\nepoch (s, log scale)"))
 
 
-def caption(config, command):
+def caption(results, config, command):
     """The setup (data, model, steps, seeds, threads) and the command that made the figure."""
+    by_class = [c for c in config["conditions"] if c[1] is not None]
+    size = np.mean([values(results, row, c, "batch") for row in results for c in by_class]) if by_class else 0
     return (f"MNIST-1D ({config['n_train']} train / {config['n_test']} test), train_cnn.py's CNN (3 x Conv1d + "
             f"norm + ReLU, Linear), AdamW lr {config['lr']:g} cosine over {config['epochs']} epoch(s); every "
             f"optimizer step averages the gradient over the same {config['step']} samples in every run; only "
             f"the batches the normalisation layers see differ: b samples (i.i.d.), or all the step's samples "
-            f"of 2 classes (about 26). Running statistics' momentum 0.1 (PyTorch's), and 0.01 in the extra "
+            f"of 2 classes (about {size:.0f}). Running statistics' momentum 0.1 (PyTorch's), and 0.01 in the extra "
             f"BatchRenorm row. Seeds {', '.join(map(str, config['seeds']))}: marker = mean, bar = "
             f"min-max; {config['threads']} BLAS thread(s). GroupNorm, LayerNorm and none do not depend on the "
             f"batch: their points differ only by float rounding, and their gap is 0 by construction.\n{command}")
@@ -50,7 +52,7 @@ def plot(results, config, path, text):
         ax.grid(axis="y", alpha=0.3)
         for border in x[:-1] + np.diff(x) / 2:
             ax.axvline(border, color="0.85", lw=0.8)        # the conditions' borders
-        ax.set_xticks(x, [heading(c) for c in conditions])
+        ax.set_xticks(x, [heading(c).replace(" per ", "\nper ") for c in conditions])
         ax.set_xlim(x[0] - 0.5, x[-1] + 0.5)
     panels[1].axhline(0, color="0.5", lw=0.8)
     panels[2].set_yscale("log")

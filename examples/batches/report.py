@@ -2,7 +2,7 @@
 against the two papers, every sentence computed from the numbers it is given.
 
 Invariant: nothing here trains or scores; ``results`` is small_batches.run()'s
-{norm: {(size, classes): [one dict per seed: "test", "train_mode", "gap", "steps", "batch", "seconds"]}}.
+{row: {(size, classes): [per seed: {"test", "train_mode", "gap", "steps", "batch", "seconds"}]}}.
 """
 import numpy as np
 
@@ -59,7 +59,9 @@ def recovered(loss, other, noise):
         return ""
     if other >= loss:
         return " (no better)"
-    return " (all of BatchNorm's loss recovered)" if other <= 0 else f" ({1 - other / loss:.0%} of BatchNorm's loss recovered)"
+    if other <= 0:
+        return " (all of BatchNorm's loss recovered)"
+    return f" ({1 - other / loss:.0%} of BatchNorm's loss recovered)"
 
 
 def mean(results, norm, condition, key="test"):
@@ -69,12 +71,12 @@ def mean(results, norm, condition, key="test"):
 def rounding_noise(results, config):
     """The largest difference, within one seed, between the test accuracies of a per-sample
     normalisation across conditions: they make the same steps, so only float rounding (sums in
-    another order) separates them. In test samples of config["n_test"]."""
+    another order) separates them. A fraction of the test set, like the accuracies."""
     worst = 0.0
     for norm in PER_SAMPLE:
         if norm in results:
-            per_seed = np.array([values(results, norm, c, "test") for c in config["conditions"]])   # (conditions, seeds)
-            worst = max(worst, float((per_seed.max(axis=0) - per_seed.min(axis=0)).max()))
+            per_seed = np.array([values(results, norm, c, "test") for c in config["conditions"]])
+            worst = max(worst, float(np.ptp(per_seed, axis=0).max()))      # (conditions, seeds) -> seeds
     return worst
 
 

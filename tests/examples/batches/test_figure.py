@@ -31,7 +31,7 @@ def test_the_figure_has_its_panels_points_only_and_a_legend(monkeypatch):
     assert len(panels) == 3 and panels[2].get_yscale() == "log"
     for ax in panels:
         assert ax.get_title() and ax.get_ylabel()
-        assert [t.get_text() for t in ax.get_xticklabels()] == ["b = 2", "b = 128", "2 classes per batch"]
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["b = 2", "b = 128", "2 classes\nper batch"]
         markers = [line for line in ax.get_lines() if line.get_marker() in {m for _, m in figure.LOOKS.values()}]
         assert len(markers) == 5 and all(line.get_linestyle() == "None" for line in markers)   # never joined
         xs = [tuple(line.get_xdata()) for line in markers]
@@ -41,7 +41,8 @@ def test_the_figure_has_its_panels_points_only_and_a_legend(monkeypatch):
 
 
 def test_the_caption_says_the_setup_and_the_command():
-    text = figure.caption(CONFIG, "python examples/small_batches.py --plot docs/figures")
+    text = figure.caption(results(), CONFIG, "python examples/small_batches.py --plot docs/figures")
     assert "MNIST-1D (3600 train / 1000 test)" in text and "over 10 epoch(s)" in text
+    assert "all the step's samples of 2 classes (about 32)" in text              # the runs' mean batch
     assert "the same 128 samples" in text and "Seeds 0, 1" in text and "1 BLAS thread(s)" in text
     assert text.endswith("\npython examples/small_batches.py --plot docs/figures")

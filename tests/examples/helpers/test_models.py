@@ -83,8 +83,8 @@ def test_momentum_reaches_the_running_statistics_layers(norm):
 
 def test_bn_none_is_norm_none_whatever_norm_says():
     for data in ("mnist1d", "digits"):
-        net = models.build_model(data, "cnn", "none", "group")
-        assert [type(m).__name__ for m in net] == [type(m).__name__ for m in models.build_model(data, "cnn", "fused", "none")]
+        kinds = [type(m).__name__ for m in models.build_model(data, "cnn", "none", "group")]
+        assert kinds == [type(m).__name__ for m in models.build_model(data, "cnn", "fused", "none")]
     assert len(models.mnist1d_cnn("none")) == 8 and len(models.build_mlp((4,), "none", norm="layer")) == 3
 
 
