@@ -150,3 +150,28 @@ def test_a_resumed_renorm_run_continues_its_schedule(train_cnn, tmp_path, monkey
     resumed = train_cnn.main(["--resume", str(ckpt), "--quiet"])
     assert resumed["config"]["norm"] == "renorm"
     assert [r["val_loss"] for r in resumed["history"]] == [r["val_loss"] for r in straight["history"]]
+
+
+def test_the_run_is_described_by_its_model_normalisation_and_form(train_cnn, capsys):
+    config = {"model": "cnn", "norm": "group", "bn": "composed", "shuffle_positions": False}
+    assert train_cnn.describe(config) == "cnn, norm=group (composed)"
+    assert train_cnn.describe({**config, "model": "logistic"}) == "logistic, norm=none"
+    assert train_cnn.describe({**config, "model": "mlp", "norm": "none", "shuffle_positions": True}) == \
+        "mlp, norm=none, shuffled positions"
+    train_cnn.main(["--epochs", "1", "--quiet", "--norm", "layer"])
+    assert "mnist1d cnn, norm=layer (fused) seed 0: test accuracy" in capsys.readouterr().out
+
+
+def test_epoch_metrics_are_the_initial_models_at_a_vanishing_learning_rate(train_cnn):
+    """lr 1e-12: the weights stay (to ~1e-12) where seed 0 put them, so the epoch's training loss and
+    accuracy (summed over its batches) and the validation numbers are the initial model's."""
+    result = train_cnn.main(["--epochs", "1", "--quiet", "--model", "logistic", "--lr", "1e-12"])
+    X_train, y_train, X_val, y_val = models.load_data("mnist1d", "logistic", False)[:4]
+    mg.manual_seed(0)
+    initial = models.build_model("mnist1d", "logistic", "fused")
+    with mg.no_grad():
+        for X, y, key in ((X_train, y_train, "train"), (X_val, y_val, "val")):
+            logits = initial(mg.tensor(X))
+            row = result["history"][0]
+            assert row[f"{key}_loss"] == pytest.approx(float(mg.nn.functional.cross_entropy(logits, y).data), rel=1e-5)
+            assert row[f"{key}_acc"] == float((logits.data.argmax(axis=1) == y).mean())
