@@ -3,9 +3,14 @@ alike at every batch size, batch norm does not), BatchRenorm's bounds follow the
 --quick runs end to end and writes the figure, bad arguments exit 2 before any work."""
 import contextlib
 import io
+import time
 
 import numpy as np
 import pytest
+
+import minigrad as mg
+from minigrad.data import DataLoader
+from minigrad.nn import functional as F
 
 from .loader import load_example   # first: it puts examples/ on sys.path for the lines below
 
@@ -35,6 +40,37 @@ def test_a_step_in_parts_is_the_step_for_per_sample_norms_only(data, norm, alike
     close = np.allclose(weights(whole), weights(parts), rtol=0, atol=1e-5)
     assert close is alike
     assert not np.array_equal(weights(whole), weights(study.train(norm, 128, None, 1, 1, X, y)[0]))   # seed
+
+
+def test_the_iid_run_in_batches_of_a_whole_step_is_the_ordinary_training_loop(data):
+    """b = 128: one part per step, so train() is train_cnn.py's loop with DataLoader(seed) batches of
+    128 and the cosine schedule: the same weights, bit for bit."""
+    X, y = data
+    start = time.perf_counter()
+    model, numbers = study.train("batch", 128, None, 4, 2, X, y)
+    assert numbers["seconds"] <= (time.perf_counter() - start) / 2
+    mg.manual_seed(4)
+    plain = models.mnist1d_cnn("fused", norm="batch")
+    optimizer = mg.optim.AdamW(plain.parameters(), lr=study.LR)
+    loader = DataLoader(X, y, 128, shuffle=True, seed=4)
+    with mg.train_mode():
+        for epoch in (1, 2):
+            for group in optimizer.param_groups:
+                group["lr"] = models.learning_rate({"schedule": "cosine", "lr": study.LR, "epochs": 2}, epoch)
+            for xb, yb in loader:
+                loss = F.cross_entropy(plain(mg.tensor(xb)), yb)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+    for a, b in zip(model.state_dict().values(), plain.state_dict().values()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_default_study_is_the_documented_one():
+    """docs/batchnorm.md's table and the committed figure come from these."""
+    assert study.CONDITIONS == ((2, None), (4, None), (8, None), (32, None), (128, None), (None, 2))
+    assert (study.EPOCHS, study.SEEDS, study.STEP, study.LR) == (10, (0, 1, 2), 128, 1e-2)
+    assert study.ROWS["renorm"] == ("renorm", 0.1) and study.ROWS["renorm-0.01"] == ("renorm", 0.01)
 
 
 def test_batch_renorm_follows_the_schedule_over_every_step(data, monkeypatch):
@@ -74,6 +110,7 @@ def test_quick_runs_every_norm_and_condition_and_prints_the_tables(quick):
         assert all(r["gap"] == 0 for runs in result["results"][norm].values() for r in runs)
     assert "| test accuracy, % (eval mode), seeds 0: mean (min-max) | b = 4 | b = 32 | 2 classes per batch |" in text
     assert all(line in text for line in result["conclusion"]) and "18 runs in" in text
+    assert text.startswith("MNIST-1D: 512 train / 1000 test; train_cnn.py's CNN, AdamW lr 0.01 cosine over 1 epoch(s)")
 
 
 def test_quick_writes_the_figure(quick):

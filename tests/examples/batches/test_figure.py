@@ -1,5 +1,6 @@
 """examples/batches/figure.py: three panels and a legend row, points never joined by lines, every
 norm told apart, and a caption with the setup and the command."""
+import numpy as np
 import pytest
 
 from ..loader import EXAMPLES  # noqa: F401  (puts examples/ on sys.path)
@@ -14,7 +15,8 @@ CONFIG = {"conditions": CONDITIONS, "seeds": (0, 1), "n_train": 3600, "n_test": 
 
 def results():
     run = {"test": 0.9, "train_mode": 0.9, "gap": 0.0, "steps": 290, "batch": 32, "seconds": 0.5}
-    return {norm: {c: [dict(run, test=0.9 - 0.01 * k), dict(run, test=0.92 - 0.01 * k)] for c in CONDITIONS}
+    return {norm: {c: [dict(run, test=0.9 - 0.01 * k + 0.02 * j), dict(run, test=0.92 - 0.01 * k + 0.02 * j)]
+                   for j, c in enumerate(CONDITIONS)}
             for k, norm in enumerate(("batch", "renorm", "group", "layer", "none"))}
 
 
@@ -36,6 +38,16 @@ def test_the_figure_has_its_panels_points_only_and_a_legend(monkeypatch):
         assert len(markers) == 5 and all(line.get_linestyle() == "None" for line in markers)   # never joined
         xs = [tuple(line.get_xdata()) for line in markers]
         assert len(set(xs)) == 5                                  # side by side: coinciding points stay apart
+        low, high = ax.get_xlim()
+        assert all(low < x < high for row in xs for x in row)     # every point inside the axes
+    # the points are the means over seeds, the bars reach the min and the max
+    accuracy = [line for line in panels[0].get_lines() if line.get_marker() == "o"][0]
+    np.testing.assert_allclose(accuracy.get_ydata(), [91.0, 93.0, 95.0])        # seeds 90 and 92, ..., in %
+    low, high = [line for line in panels[0].get_lines() if line.get_marker() == "_"][:2]
+    np.testing.assert_allclose(np.asarray(low.get_ydata(), float), [90.0, 92.0, 94.0])
+    np.testing.assert_allclose(np.asarray(high.get_ydata(), float), [92.0, 94.0, 96.0])
+    seconds = [line for line in panels[2].get_lines() if line.get_marker() == "o"][0]
+    np.testing.assert_allclose(seconds.get_ydata(), [0.5] * 3)                  # seconds, unscaled
     assert panels[2].get_xlabel()
     plots.pyplot().close(fig)
 

@@ -43,6 +43,13 @@ def test_by_class_makes_batches_of_two_classes_that_cover_the_step():
     assert any(not np.array_equal(a, b) for a, b in zip(batches, other))  # the pairing is drawn
 
 
+def test_an_odd_class_out_joins_the_last_batch():
+    y = np.repeat(np.arange(9), 3)                                         # 9 classes: 2+2+2+2, and 1 left
+    batches = orders.by_class(np.arange(27), y, 2, np.random.default_rng(0))
+    assert [len(np.unique(y[b])) for b in batches] == [2, 2, 2, 3]
+    assert sorted(np.concatenate(batches).tolist()) == list(range(27))
+
+
 def test_by_class_with_three_classes_and_a_remainder_of_two():
     y = np.repeat(np.arange(5), 4)                                         # 5 classes: 3 + 2 -> one batch of 5
     batches = orders.by_class(np.arange(20), y, 3, np.random.default_rng(0))

@@ -97,3 +97,14 @@ def test_rounding_noise_is_the_largest_within_seed_difference_of_the_per_sample_
     assert report.rounding_noise(results, CONFIG) == pytest.approx(0.003)
     assert report.seed_spread(results, CONFIG) == pytest.approx(0.003)
     assert np.isclose(report.mean(results, "group", (2, None)), 0.801)
+    by_seed = make({"group": {c: [0.80, 0.85, 0.90] for c in CONDITIONS}})   # seeds apart, conditions alike
+    assert report.rounding_noise(by_seed, CONFIG) == 0 and report.seed_spread(by_seed, CONFIG) == pytest.approx(0.1)
+
+
+def test_exactly_no_loss_is_all_recovered_and_rows_may_be_missing():
+    assert report.recovered(0.2, 0.0, 0.01) == " (all of BatchNorm's loss recovered)"
+    assert report.recovered(0.2, 0.05, 0.01) == " (75% of BatchNorm's loss recovered)"
+    assert report.recovered(0.2, 0.2, 0.01) == " (no better)" and report.recovered(0.01, 0.0, 0.01) == ""
+    lines = report.reading(make({"batch": BATCH, "group": FLAT, "none": FLAT}), CONFIG)   # no BatchRenorm row
+    assert not any("BatchRenorm" in line for line in lines)
+    assert lines[0].startswith("GroupNorm (5 groups), none: within a seed")
