@@ -63,7 +63,7 @@ def train(row, size, classes, seed, epochs, X, y, quiet=True):
     steps = epochs * len(orders.split(np.arange(len(y)), STEP))
     step, config, batches = 0, {"schedule": "cosine", "lr": LR, "epochs": epochs}, 0
     start = time.perf_counter()
-    with mg.train_mode(), progress.run_bar(epochs, f"{row}, {label(size, classes)}", quiet) as bar:
+    with mg.train_mode(), progress.run_bar(epochs, f"{row}, {size or classes}", quiet) as bar:
         for epoch in range(1, epochs + 1):
             for group in optimizer.param_groups:
                 group["lr"] = models.learning_rate(config, epoch)
@@ -82,11 +82,6 @@ def train(row, size, classes, seed, epochs, X, y, quiet=True):
             bar.update(1)
     seconds = (time.perf_counter() - start) / epochs
     return model, {"steps": steps, "batch": epochs * len(y) / batches, "seconds": seconds}
-
-
-def label(size, classes):
-    """A condition's name: "batch 8", "2 classes per batch"."""
-    return f"batch {size}" if classes is None else f"{classes} classes per batch"
 
 
 def run(data, rows, conditions, seeds, epochs, quiet=True):

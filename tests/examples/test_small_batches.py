@@ -3,6 +3,8 @@ alike at every batch size, batch norm does not), BatchRenorm's bounds follow the
 --quick runs end to end and writes the figure, bad arguments exit 2 before any work."""
 import contextlib
 import io
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -12,7 +14,7 @@ import minigrad as mg
 from minigrad.data import DataLoader
 from minigrad.nn import functional as F
 
-from .loader import load_example   # first: it puts examples/ on sys.path for the lines below
+from .loader import EXAMPLES, load_example   # first: it puts examples/ on sys.path for the lines below
 
 from batches import figure  # noqa: E402
 from helpers import models, plots  # noqa: E402
@@ -131,6 +133,13 @@ def test_explicit_epochs_and_seeds_win_over_quick(monkeypatch):
         result = study.main(["--seeds", "5"])
     assert result["config"]["epochs"] == study.EPOCHS and result["config"]["conditions"] == study.CONDITIONS
     assert result["config"]["n_train"] == 3600
+
+
+def test_the_script_runs_from_the_command_line(tmp_path):
+    done = subprocess.run([sys.executable, str(EXAMPLES / "small_batches.py"), "--quick", "--quiet", "--seeds", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "seeds 1" in done.stdout and "18 runs in" in done.stdout
 
 
 @pytest.mark.parametrize("argv, message", [

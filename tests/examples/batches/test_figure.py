@@ -49,6 +49,7 @@ def test_the_figure_has_its_panels_points_only_and_a_legend(monkeypatch):
     seconds = [line for line in panels[2].get_lines() if line.get_marker() == "o"][0]
     np.testing.assert_allclose(seconds.get_ydata(), [0.5] * 3)                  # seconds, unscaled
     assert panels[2].get_xlabel()
+    assert any(tuple(line.get_ydata()) == (0, 0) for line in panels[1].get_lines())   # the gap's zero line
     plots.pyplot().close(fig)
 
 
