@@ -60,6 +60,7 @@ def test_a_run_stopped_after_epoch_one_resumes_to_the_same_numbers(train_cnn, tm
     (["--lr", "inf"], "argument --lr: expected a number > 0"),
     (["--metrics", "no/such/dir/m.jsonl"], "the folder of 'no/such/dir/m.jsonl' does not exist"),
     (["--resume", "no/such.npz"], "--resume: no checkpoint at 'no/such.npz'"),
+    (["--epochs", "0"], "argument --epochs: expected an integer >= 1"),
     (["--norm", "batchnorm"], "argument --norm: invalid choice: 'batchnorm' (choose from batch, renorm, group, "
                               "layer, none)"),
     (["--bn", "none", "--norm", "group"], "--bn none means no normalisation but --norm group asks for one"),
@@ -160,6 +161,23 @@ def test_the_run_is_described_by_its_model_normalisation_and_form(train_cnn, cap
         "mlp, norm=none, shuffled positions"
     train_cnn.main(["--epochs", "1", "--quiet", "--norm", "layer"])
     assert "mnist1d cnn, norm=layer (fused) seed 0: test accuracy" in capsys.readouterr().out
+
+
+def test_the_defaults_are_the_documented_run(train_cnn, monkeypatch):
+    """docs/examples.md: AdamW lr 1e-2 on a cosine over 100 epochs, batch 100, BatchNorm, fused."""
+    assert train_cnn.DEFAULTS == {"data": "mnist1d", "model": "cnn", "norm": "batch", "bn": "fused",
+                                  "shuffle_positions": False, "epochs": 100, "batch_size": 100, "lr": 1e-2,
+                                  "schedule": "cosine", "seed": 0}
+    rates, real = [], mg.optim.AdamW.step
+
+    def step(optimizer):
+        rates.append(optimizer.param_groups[0]["lr"])
+        return real(optimizer)
+    monkeypatch.setattr(mg.optim.AdamW, "step", step)
+    train_cnn.main(["--epochs", "2", "--quiet", "--model", "logistic", "--lr", "0.3"])
+    per_epoch = len(rates) // 2                                    # the cosine, epoch by epoch
+    second = models.learning_rate({"schedule": "cosine", "lr": 0.3, "epochs": 2}, 2)
+    assert rates == [0.3] * per_epoch + [second] * per_epoch and second == pytest.approx(0.15)
 
 
 def test_epoch_metrics_are_the_initial_models_at_a_vanishing_learning_rate(train_cnn):
