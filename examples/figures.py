@@ -3,11 +3,12 @@
     python examples/figures.py [--out docs/figures] [--threads N]
 
 Runs each study as its own command with --plot (python examples/bn_inference.py,
-bn_after_training.py, train_cnn.py, small_batches.py), so every figure's caption names the
-command that made it, with one BLAS thread (or --threads), and draws the composed and the fused
-batch-norm graphs with Graphviz (``apt-get install graphviz``; without ``dot`` those two are skipped, with a line saying
-so). Needs matplotlib (pip install -e ".[plot]"). Takes about a minute on 2 cores, plus about
-ten for small_batches.py (150 training runs).
+bn_after_training.py, train_cnn.py, small_batches.py, and bn_distributed.py, which launches
+mpiexec itself: without mpi4py it is skipped, with a line saying so), so every figure's caption
+names the command that made it, with one BLAS thread (or --threads), and draws the composed and
+the fused batch-norm graphs with Graphviz (``apt-get install graphviz``; without ``dot`` those two
+are skipped, with a line saying so). Needs matplotlib (pip install -e ".[plot]"). Takes about
+twelve minutes on 2 cores, eight of them small_batches.py's 108 training runs.
 """
 import helpers  # noqa: F401  (first: one BLAS thread before numpy loads; helpers/threads.py)
 
@@ -49,6 +50,15 @@ def graphs(out):
         print(f"wrote {path} ({nodes} op{'s' * (nodes != 1)}, {saved} B saved for backward)")
 
 
+def have_mpi():
+    """Whether mpi4py and an mpiexec are installed (bn_distributed.py launches mpiexec)."""
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return False
+    return bool(shutil.which("mpiexec") or os.path.exists(os.path.join(os.path.dirname(sys.executable), "mpiexec")))
+
+
 def study(script, *arguments):
     """Run ``python examples/SCRIPT ARGUMENTS`` from the repository root, its output shown as it
     comes; a failure ends this command with the study's exit code."""
@@ -76,6 +86,10 @@ def main(argv=None):
     study("bn_after_training.py", "--plot", out, "--quiet", *more)
     study("train_cnn.py", "--plot", os.path.join(out, "train_cnn.png"), "--quiet", *more)
     study("small_batches.py", "--plot", out, "--quiet", *more)
+    if have_mpi():
+        study("bn_distributed.py", "--plot", out, "--quiet", *more)
+    else:
+        print('\nskipped bn_distributed.png: it needs mpiexec and mpi4py (pip install -e ".[dist]")')
     print(f"\nfigures written to {out} in {time.perf_counter() - start:.0f} s")
 
 

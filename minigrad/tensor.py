@@ -3,8 +3,9 @@
 Every operator and method below calls one op explicitly (``Add.apply(self, other)``), so
 grep finds each definition. Tensor itself computes nothing: ops live in ``minigrad/ops``, the
 graph node in ``autograd/function.py``, the backward pass in ``autograd/engine.py``.
-In-place updates (``+= -= *= /=``, ``t[i] = v``) change ``.data`` and bump the tensor's version,
-which backward checks for every tensor an op saved (see ``_check_in_place``).
+In-place updates (``+= -= *= /=``, ``t[i] = v``) change ``.data`` and bump the tensor's version
+(``_bump_version``); ``Function.apply`` notes the version of every tensor an op saves, and backward
+refuses one that changed since (in ``engine.run_backward``).
 """
 import numpy as np
 
@@ -19,15 +20,17 @@ def _wrap(data, requires_grad):
     t.requires_grad = requires_grad
     t._ctx = None
     t._hooks = None
+    t._post_accumulate_hooks = None
     t._retains_grad = False
-    t._post_hooks = None
     t._version = [0]   # a cell, so that views of one array (detach) can share one counter
+    t._no_grad_view = False
     return t
 
 
-def _as_array(data, dtype):
-    """Python floats/ints (and lists of them) -> float32; numpy arrays keep their dtype.
-    Anything that is not numbers (strings, None, objects) is refused with a TypeError."""
+def _as_array(data, dtype, what="tensor"):
+    """A new array of ``data``: Python floats/ints (and lists of them) -> float32; numpy arrays
+    keep their dtype. Anything that is not numbers (strings, None, objects) is refused with a
+    TypeError naming ``what`` (the constructor, or the op given a list as an operand)."""
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:
@@ -39,13 +42,14 @@ def _as_array(data, dtype):
         if array.dtype.kind in "iuf":  # Python numbers: float32 by default, as in PyTorch
             array = array.astype(np.float32)
     if array.dtype.kind not in "biufc":
-        raise TypeError(f"tensor: expected numbers (a number, nested lists of numbers or a numeric "
+        raise TypeError(f"{what}: expected numbers (a number, nested lists of numbers or a numeric "
                         f"array), got {type(data).__name__} {data!r:.60} (dtype {array.dtype})")
     return array
 
 
 class RemovableHandle:
-    """Returned by ``register_hook``; ``handle.remove()`` unregisters the hook."""
+    """Returned by ``register_hook`` and ``register_post_accumulate_grad_hook``;
+    ``handle.remove()`` unregisters the hook."""
 
     def __init__(self, hooks):
         self.hooks, self.id = hooks, next(modes.handle_ids)
@@ -62,8 +66,8 @@ class Tensor:
     produced it (None for leaves).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_hooks", "_retains_grad", "_post_hooks",
-                 "_version", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_hooks", "_post_accumulate_hooks",
+                 "_retains_grad", "_version", "_no_grad_view", "__weakref__")
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operators
 
     def __init__(self, data, requires_grad=False, dtype=None):
@@ -72,9 +76,10 @@ class Tensor:
         self.requires_grad = False
         self._ctx = None
         self._hooks = None
+        self._post_accumulate_hooks = None
         self._retains_grad = False
-        self._post_hooks = None
         self._version = [0]
+        self._no_grad_view = False   # a view made under no_grad of a tensor that requires grad
         if requires_grad:
             self.requires_grad_(True)
 
@@ -132,8 +137,11 @@ class Tensor:
 
     # ----------------------------------------------------------------- autograd
     def requires_grad_(self, flag=True):
-        if flag and self.data.dtype.kind not in "fc":
-            raise TypeError(f"only floating-point tensors can require gradients; got dtype {self.dtype}")
+        if flag and self.data.dtype.kind != "f":
+            complex_note = (": minigrad differentiates floating-point (real) tensors only (complex data "
+                            "can still be used without grad)") if self.data.dtype.kind == "c" else ""
+            raise TypeError(f"only floating-point tensors can require gradients; got dtype "
+                            f"{self.dtype}{complex_note}")
         if not self.is_leaf and not flag:
             raise RuntimeError("requires_grad can only be changed on leaf tensors; use detach()")
         self.requires_grad = bool(flag)
@@ -145,13 +153,12 @@ class Tensor:
         ``grad`` defaults to 1 and may be omitted only for one-element tensors. The graph's saved
         arrays are freed afterwards unless ``retain_graph`` (default: ``create_graph``).
         """
-        from .autograd.engine import run_backward
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad "
                                "(no input had requires_grad=True, or it was made under no_grad)")
-        run_backward([self], [_root_grad(self, grad, create_graph)],
-                     retain_graph=create_graph if retain_graph is None else retain_graph,
-                     create_graph=create_graph)
+        engine.run_backward([self], [_root_grad(self, grad, create_graph)],
+                            retain_graph=create_graph if retain_graph is None else retain_graph,
+                            create_graph=create_graph)
 
     def retain_grad(self):
         """Keep ``.grad`` on this non-leaf tensor after backward (leaves always keep it)."""
@@ -159,29 +166,27 @@ class Tensor:
             self._retains_grad = True
 
     def register_hook(self, hook):
-        """Call ``hook(grad)`` when this tensor's gradient is computed; a non-None return
-        replaces the gradient. Returns a handle with ``.remove()``."""
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a non-None return (an
+        array of the gradient's shape) replaces the gradient. Returns a handle with ``.remove()``."""
         if not self.requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that does not require grad")
         if self._hooks is None:
             self._hooks = {}
-        handle = RemovableHandle(self._hooks)
-        self._hooks[handle.id] = hook
-        return handle
+        return _add_hook(self._hooks, hook)
 
     def register_post_accumulate_grad_hook(self, hook):
-        """Call ``hook(tensor)`` after backward has accumulated this leaf's ``.grad`` (PyTorch's name
-        and semantics: leaves only, the return value is ignored; DistributedDataParallel averages
-        gradients over ranks from here). Returns a handle with ``.remove()``."""
-        if not self.is_leaf:
-            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        """Call ``hook(tensor)`` after backward has accumulated this leaf's ``.grad`` (PyTorch's
+        name and semantics: e.g. to all-reduce or step a parameter as soon as its gradient is
+        ready). Leaves that require grad only; the hook returns None. Not called by ``mg.grad``,
+        which accumulates nothing. Returns a handle with ``.remove()``."""
         if not self.requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that does not require grad")
-        if self._post_hooks is None:
-            self._post_hooks = {}
-        handle = RemovableHandle(self._post_hooks)
-        self._post_hooks[handle.id] = hook
-        return handle
+        if not self.is_leaf:
+            raise RuntimeError(f"post accumulate grad hooks cannot be registered on non-leaf tensors "
+                               f"(this one was made by {self._ctx.fn.__name__}); use register_hook")
+        if self._post_accumulate_hooks is None:
+            self._post_accumulate_hooks = {}
+        return _add_hook(self._post_accumulate_hooks, hook)
 
     def detach(self):
         """A new leaf sharing this tensor's memory (and its version counter), cut off from the graph.
@@ -202,6 +207,10 @@ class Tensor:
                              f"tensor has shape {self.shape}")
         return self.data.item()
 
+    def _bump_version(self):
+        """Record an in-place change of ``data``: backward refuses tensors saved at an older version."""
+        self._version[0] += 1
+
     # ----------------------------------------------------------------- in place
     # PyTorch's rules: in place on .data, bumping the version counter (backward refuses a tensor
     # an op saved at an older version). Allowed on tensors that need no grad, and on any tensor
@@ -210,36 +219,41 @@ class Tensor:
     def __iadd__(self, other):
         self._check_in_place(other, "+=")
         np.add(self.data, _data(other), out=self.data)
-        self._version[0] += 1
+        self._bump_version()
         return self
 
     def __isub__(self, other):
         self._check_in_place(other, "-=")
         np.subtract(self.data, _data(other), out=self.data)
-        self._version[0] += 1
+        self._bump_version()
         return self
 
     def __imul__(self, other):
         self._check_in_place(other, "*=")
         np.multiply(self.data, _data(other), out=self.data)
-        self._version[0] += 1
+        self._bump_version()
         return self
 
     def __itruediv__(self, other):
         self._check_in_place(other, "/=")
         np.true_divide(self.data, _data(other), out=self.data)
-        self._version[0] += 1
+        self._bump_version()
         return self
 
     def __setitem__(self, index, value):
         self._check_in_place(value, "item assignment")
         self.data[_index_data(index)] = _data(value)
-        self._version[0] += 1
+        self._bump_version()
 
     def _check_in_place(self, other, what):
         """Refuse, before touching anything, an in-place update that would need recording."""
         if not modes.local.grad_enabled:
             return
+        if self._no_grad_view:
+            raise RuntimeError(f"in-place {what} on a view that was created in no_grad mode of a tensor "
+                               f"that requires grad, with grad mode enabled: this is ambiguous, as in "
+                               f"PyTorch. Make the view and change it both inside the no_grad block "
+                               f"(not recorded) or both outside it")
         if self.requires_grad and self.is_leaf:
             raise RuntimeError(f"a leaf Tensor that requires grad is being used in an in-place "
                                f"operation ({what}); update it under `with mg.no_grad():`, as an "
@@ -364,9 +378,10 @@ def matmul(a, b):
     """a @ b with numpy's rules for 1-D operands (promoted to a matrix, then squeezed).
 
     (n, k) @ (k, m) -> (n, m); (k,) @ (k, m) -> (m,); (n, k) @ (k,) -> (n,); batch axes broadcast.
+    A list operand is the array ``mg.tensor`` would make of it.
     """
-    a = a if isinstance(a, Tensor) else np.asarray(a)
-    b = b if isinstance(b, Tensor) else np.asarray(b)
+    a = a if isinstance(a, (Tensor, np.ndarray)) else _as_array(a, None, "matmul")
+    b = b if isinstance(b, (Tensor, np.ndarray)) else _as_array(b, None, "matmul")
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: both operands need at least one axis; got shapes {a.shape} and {b.shape}")
     a_vector, b_vector = a.ndim == 1, b.ndim == 1
@@ -389,10 +404,20 @@ def _data(x):
 
 
 def _index_data(index):
-    """Tensors used as indices become their arrays (one level of tuple)."""
-    if isinstance(index, tuple):
-        return tuple(_data(i) for i in index)
+    """Tensors used as indices, also inside a tuple or a list, become their arrays (not copied:
+    ``Function.apply`` copies what a recorded op keeps)."""
+    if isinstance(index, (tuple, list)):
+        return type(index)(_index_data(i) for i in index)
     return _data(index)
+
+
+def _add_hook(hooks, hook):
+    """Register ``hook`` in the dict ``hooks`` under a fresh id; the handle removes it."""
+    if not callable(hook):
+        raise TypeError(f"a hook must be callable, got {type(hook).__name__} {hook!r:.60}")
+    handle = RemovableHandle(hooks)
+    hooks[handle.id] = hook
+    return handle
 
 
 def _root_grad(root, grad, create_graph):
@@ -419,6 +444,7 @@ def tensor(data, requires_grad=False, dtype=None):
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
-# The ops import Function, which imports Tensor from this module: import them after the class.
+# The ops import Function, and the engine imports Tensor, from this module: import them after the class.
+from .autograd import engine  # noqa: E402
 from .ops import elementwise, linalg, reduce  # noqa: E402
 from .ops import shape as shape_ops  # noqa: E402

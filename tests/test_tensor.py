@@ -211,3 +211,34 @@ def test_requires_grad_can_be_switched_off_on_a_leaf_only():
     y = mg.tensor([1.0], requires_grad=True) * 2
     with pytest.raises(RuntimeError, match="leaf"):
         y.requires_grad_(False)
+
+
+# ------------------------------------------------------------------ complex numbers: data, never gradients
+def test_complex_tensors_cannot_require_grad():
+    z = mg.tensor(np.array([1 + 2j, 3j]))
+    message = r"complex128: minigrad differentiates floating-point \(real\) tensors only \(complex data can"
+    with pytest.raises(TypeError, match=message):
+        z.requires_grad_()
+    with pytest.raises(TypeError, match=message.replace("128", "64")):
+        mg.tensor(np.array([1j], np.complex64), requires_grad=True)
+    assert not z.requires_grad
+
+
+@pytest.mark.parametrize("make", [lambda x: x * np.array([1j, 2j]), lambda x: x * 1j,
+                                  lambda x: mg.tensor(np.array([1j, 1j])) + x, lambda x: 1j ** x,
+                                  lambda x: x / np.complex64(2j)],
+                         ids=["array", "python-complex", "tensor", "pow", "numpy-complex"])
+def test_complex_never_enters_a_graph(make):
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(TypeError, match=r"produced a complex\d+ result from an input that requires grad: "
+                                        r"minigrad differentiates floating-point \(real\) tensors only"):
+        make(x)
+    with mg.no_grad():
+        y = make(x)                                # without grad complex data is fine
+    assert y.dtype.kind == "c" and not y.requires_grad
+
+
+def test_complex_data_without_grad_promotes_as_pytorch_does():
+    z = mg.tensor(np.array([1 + 1j, 2j], np.complex64))
+    assert (z * 2.0).dtype == np.complex64 and (z * mg.tensor([1.0, 2.0])).dtype == np.complex64
+    np.testing.assert_array_equal((z * mg.tensor([1.0, 2.0])).data, [1 + 1j, 4j])

@@ -124,3 +124,37 @@ def test_float32_stays_float32_under_a_float64_operand():
     t = mg.tensor(np.ones(3, np.float32))
     t += np.ones(3, np.float64)
     assert t.dtype == np.float32 and np.all(t.data == 2)
+
+
+VIEWS = [("index", lambda w: w[0]), ("slice", lambda w: w[:, 1:]), ("reshape", lambda w: w.reshape(6)),
+         ("transpose", lambda w: w.T), ("view-of-view", lambda w: w.reshape(6)[2:])]
+
+
+@pytest.mark.parametrize("name, make_view", VIEWS, ids=[v[0] for v in VIEWS])
+def test_a_view_made_under_no_grad_is_refused_in_place_with_grad_enabled(name, make_view):
+    w = mg.tensor(values(0), requires_grad=True)
+    with mg.no_grad():
+        view = make_view(w)
+    before = w.data.copy()
+    for change in (lambda v: v.__iadd__(1.0), lambda v: v.__imul__(2.0), lambda v: v.__setitem__(0, 5.0)):
+        with pytest.raises(RuntimeError, match=r"view that was created in no_grad mode .* grad mode enabled"):
+            change(view)
+    with pytest.raises(RuntimeError, match="created in no_grad mode"):
+        view[...].__isub__(1.0)                    # a view of it, made with grad enabled, too
+    np.testing.assert_array_equal(w.data, before)  # refused before touching anything
+    assert w._version[0] == 0
+    with mg.no_grad():
+        view *= 2.0                                # both inside no_grad: fine, as in PyTorch
+    assert w._version[0] == 1 and not np.array_equal(w.data, before)
+
+
+def test_other_views_change_in_place_with_grad_enabled():
+    c = mg.tensor(values(0))                       # needs no grad
+    with mg.no_grad():
+        view = c[0]
+    view += 1.0
+    w = mg.tensor(values(1), requires_grad=True)
+    with mg.no_grad():
+        detached = w.detach()                      # detach is not refused, as in PyTorch
+    detached += 1.0
+    assert w._version[0] == 1

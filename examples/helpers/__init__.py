@@ -8,5 +8,6 @@ thread (threads.py) before numpy loads, so every example starts with ``import he
     progress.py  progress bars: one per run, a batch bar only for long epochs
     plots.py     matplotlib, one figure width, ONE figure saver, training curves
     bn_stats.py  batch-norm layers and the gap between two models' running statistics
+    ranks.py     several processes (mpiexec): rank 0 alone prints and writes, every rank exits alike
 """
 from . import threads  # noqa: F401  (first: before anything imports numpy)

@@ -9,8 +9,8 @@ from minigrad import nn
 
 
 def bn_layers(model):
-    """The model's BatchNorm1d / BatchNorm2d layers, in module order."""
-    return [m for m in model.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
+    """The model's BatchNorm1d / BatchNorm2d / SyncBatchNorm layers, in module order."""
+    return [m for m in model.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.SyncBatchNorm))]
 
 
 def stats_gap_per_layer(model, reference):

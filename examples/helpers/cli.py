@@ -13,7 +13,7 @@ import shlex
 import sys
 import tempfile
 
-from . import plots, threads
+from . import plots, ranks, threads
 
 
 # ------------------------------------------------------------------ argument types
@@ -85,9 +85,10 @@ def parse_seeds(text):
 
 
 def command(script, argv):
-    """The command that ran, as a figure's caption names it: "python examples/<script> <args>"."""
+    """The command that ran, as a figure's caption names it: "python examples/<script> <args>"
+    (with "mpiexec -n P " before it under several processes)."""
     args = sys.argv[1:] if argv is None else [str(a) for a in argv]
-    return " ".join(["python", f"examples/{script}", *map(shlex.quote, args)])
+    return ranks.command_prefix() + " ".join(["python", f"examples/{script}", *map(shlex.quote, args)])
 
 
 def show(value):
@@ -115,14 +116,20 @@ def add_run_arguments(parser, metrics_help):
 
 def parse(parser, argv, files=(), folders=()):
     """Parse ``argv``, then what every example checks before any work: the BLAS thread count,
-    the output files (the options named in ``files``) and output folders (``folders``)."""
+    the output files (the options named in ``files``) and output folders (``folders``).
+    Under mpiexec every rank parses and exits alike, rank 0 alone says why and probes the
+    output paths (ranks.py)."""
+    ranks.quiet_errors(parser)
     args = parser.parse_args(argv)
     problem = threads.apply(args.threads or threads.DEFAULT, given=args.threads is not None)
     if problem:
         parser.error(problem)
-    check_output_files(parser, args, files)
-    for option in folders:
-        check_output_folder(parser, option, getattr(args, option))
+
+    def outputs():
+        check_output_files(parser, args, files)
+        for option in folders:
+            check_output_folder(parser, option, getattr(args, option))
+    ranks.on_rank_zero(outputs)
     return args
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 import minigrad as mg
 
-from . import cli, progress
+from . import cli, progress, ranks
 
 METRIC_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
 HEADER = f"{'epoch':>5} {'train_loss':>10} {'train_acc':>9} {'val_loss':>9} {'val_acc':>8} {'seconds':>8}"
@@ -22,12 +22,14 @@ HEADER = f"{'epoch':>5} {'train_loss':>10} {'train_acc':>9} {'val_loss':>9} {'va
 class Log:
     """What a run writes after each epoch: a table row (unless --quiet), a JSON line in --metrics,
     a checkpoint in --save, the bar's step. Use as ``with Log(...) as log:``; ``log.history``
-    holds every epoch's row, resumed ones included."""
+    holds every epoch's row, resumed ones included. Under mpiexec only rank 0 writes
+    (``log.writes``): the others restore a checkpoint as it does, and record nothing."""
 
     def __init__(self, parser, args, config, epochs, script):
         self.parser, self.args, self.config, self.epochs, self.script = parser, args, config, epochs, script
         self.history, self.metrics, self.bar = [], None, None
-        self.say = (lambda *a: None) if args.quiet else print
+        self.writes = ranks.writes()
+        self.say = print if self.writes and not args.quiet else (lambda *a: None)
 
     def __enter__(self):
         return self
@@ -43,12 +45,12 @@ class Log:
         metrics file (with the restored rows: it describes the whole run), print the header and
         show the bar. Returns the number of epochs already done."""
         start = 0
-        if checkpoint is not None:
+        if checkpoint is not None:      # every rank: each loads the same model and optimizer state
             start, self.history = restore(self.parser, self.args.resume, checkpoint, model, optimizer)
             self.say(f"resumed from {self.args.resume} after epoch {start}")
             if start >= self.epochs:
                 self.say(f"the checkpoint already has {start} epochs (of {self.epochs}); nothing to train")
-        if self.args.metrics:
+        if self.args.metrics and self.writes:
             self.metrics = open(self.args.metrics, "w")
             for row in self.history:
                 self.write(row)
@@ -65,7 +67,9 @@ class Log:
 
     def epoch_done(self, row, model, optimizer):
         """Record the epoch's ``row`` (METRIC_KEYS but "seconds", which is measured here, plus
-        anything else for the metrics file): table, metrics, checkpoint, bar."""
+        anything else for the metrics file): table, metrics, checkpoint, bar. Rank 0 only."""
+        if not self.writes:
+            raise RuntimeError("Log.epoch_done: only rank 0 records epochs (check log.writes)")
         row["seconds"] = time.perf_counter() - self.started     # training and validation
         self.history.append(row)
         self.say(format_row(row))
@@ -127,7 +131,9 @@ def load_config(parser, path, options, script):
         parser.error(f"--resume: no checkpoint at {path!r}")
     except ValueError as err:                  # what mg.load documents for a damaged file
         parser.error(f"--resume: {err}")
-    saved = checkpoint.get("config")
+    except OSError as err:                     # a folder, an unreadable file
+        parser.error(f"--resume: cannot read {path!r}: {err.strerror or err}")
+    saved = checkpoint.get("config") if isinstance(checkpoint, dict) else None
     if not isinstance(saved, dict):
         what = "no 'config' entry" if saved is None else f"its 'config' is a {type(saved).__name__}, not a dict"
         parser.error(f"--resume: {path!r} was not written by {script} --save ({what})")

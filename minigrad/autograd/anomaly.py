@@ -31,7 +31,7 @@ def check_finite(array, message, site):
 
     ``message`` contains ``{what}``, replaced by "NaN" or "Inf"; ``site`` is where the op was made.
     """
-    if not isinstance(array, np.ndarray):
+    if not isinstance(array, (np.ndarray, np.generic)):
         array = array.data                  # a Tensor under create_graph: check its array
     if array.dtype.kind in "fc" and not np.isfinite(array).all():
         what = "NaN" if np.isnan(array).any() else "Inf"

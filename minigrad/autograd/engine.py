@@ -10,7 +10,7 @@ import numpy as np
 from .. import modes
 from ..tensor import Tensor, _root_grad, _wrap
 from .anomaly import check_finite
-from .function import check_versions
+from .function import modified_since_saved
 
 RELEASED = ("Trying to backward through the graph a second time (or to use a graph whose saved "
             "arrays were already freed). Pass retain_graph=True to the first backward() if you "
@@ -21,7 +21,9 @@ def topological_order(roots):
     """Tensors reachable from ``roots`` that require grad, each after every tensor it feeds.
 
     Iterative depth-first search: a node is emitted once all its parents were emitted; the
-    reversed list is the order in which backward visits them.
+    reversed list is the order in which backward visits them. The visited set holds the Tensors
+    themselves: their hash is their identity (``object.__hash__``), and distinct live objects
+    never share one, so their elementwise ``==`` is never called.
     """
     order, visited = [], set()
     stack = [(r, False) for r in roots]
@@ -30,15 +32,16 @@ def topological_order(roots):
         if parents_done:
             order.append(t)
             continue
-        if id(t) in visited:
+        if t in visited:
             continue
-        visited.add(id(t))
+        visited.add(t)
         stack.append((t, True))
-        if t._ctx is not None:
-            if t._ctx.parents is None:
+        ctx = t._ctx
+        if ctx is not None:
+            if ctx.parents is None:
                 raise RuntimeError(RELEASED)
-            for p in reversed(t._ctx.parents):  # so the first input is emitted first
-                if p is not None and id(p) not in visited:
+            for p in reversed(ctx.parents):  # so the first input is emitted first
+                if p is not None and p not in visited:
                     stack.append((p, False))
     order.reverse()
     return order
@@ -65,49 +68,51 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
     ``.grad``. With ``capture`` (a list of tensors, for ``mg.grad``): nothing is written to
     ``.grad``; returns the gradient reaching each captured tensor (None if none did).
     With ``create_graph`` gradients are Tensors and the backward pass itself is recorded.
+
+    Each tensor, in topological order: (1) its gradient, the sum of what reached it, is made an
+    array of its dtype and passed through its hooks; (2) it is kept (``.grad``, or captured);
+    (3) its op's backward runs, after the check of the tensors it saved; (4) each input's
+    gradient, summed down to the input's shape, is added to what reached that input; (5) the
+    node releases its saved arrays. ``grads`` and ``captured`` are keyed by the Tensors
+    themselves (identity hashes, as in ``topological_order``).
     """
     grads = {}
     for r, g in zip(roots, root_grads):
-        grads[id(r)] = g if id(r) not in grads else grads[id(r)] + g
+        grads[r] = g if r not in grads else grads[r] + g
     order = topological_order(roots)
-    wanted = None if capture is None else {id(t) for t in capture}
-    # stored: ids of arrays that must not become a .grad as they are: already some tensor's
-    # .grad, or the caller's own gradient passed to backward(g) (never copied unless it would)
-    captured, stored = {}, {id(g) for g in root_grads if type(g) is np.ndarray}
+    wanted = None if capture is None else set(capture)
+    captured = {}
+    taken = {id(g) for g in root_grads if type(g) is np.ndarray}   # see take(): the caller's
     trace, anomaly = modes.trace, modes.anomaly   # read once, not once per node
     previous, modes.local.grad_enabled = modes.local.grad_enabled, create_graph
     try:
         for t in order:
-            grad = grads.pop(id(t), None)
+            grad = grads.pop(t, None)
             if grad is None:
                 continue  # no path from the roots carried a gradient here
-            if type(grad) is not np.ndarray and isinstance(grad, np.generic):
-                grad = np.asarray(grad)  # 0-d + 0-d is a numpy scalar: hooks and .grad get arrays
+            # (1) numpy scalars (0-d * 0-d gives one) become arrays; a float64 gradient for a
+            # float32 tensor (times a float64 constant) becomes float32; then the hooks
+            if type(grad) is not np.ndarray or grad.dtype is not t.data.dtype:
+                grad = grad if isinstance(grad, Tensor) else np.asarray(grad, dtype=t.data.dtype)
             if t._hooks:
-                for hook in list(t._hooks.values()):
-                    replaced = hook(grad)
-                    if replaced is not None:
-                        if tuple(replaced.shape) != tuple(grad.shape):
-                            raise RuntimeError(f"hook {getattr(hook, '__name__', hook)!r} returned a "
-                                               f"gradient of shape {tuple(replaced.shape)} for a tensor "
-                                               f"of shape {tuple(grad.shape)}: a hook may not change it")
-                        grad = replaced
+                grad = run_hooks(t, grad)
             ctx = t._ctx
+            # (2) kept
             if wanted is not None:
-                if id(t) in wanted:
-                    captured[id(t)] = grad
+                if t in wanted:
+                    captured[t] = grad
             elif ctx is None or t._retains_grad:
-                accumulate_grad(t, grad, stored)
-                if ctx is None and t._post_hooks:
-                    for hook in list(t._post_hooks.values()):
-                        hook(t)                         # after .grad holds the total
+                t.grad = take(grad, taken) if t.grad is None else t.grad + grad
+                if t._post_accumulate_hooks:
+                    run_post_accumulate_hooks(t)
             if ctx is None:
                 continue
-            fn = ctx.fn
+            # (3) backward, once the tensors it saved are known unchanged (PyTorch's check)
             if ctx.versions is not None:
-                for saved, version in ctx.versions:     # PyTorch's check of saved tensors
-                    if (t if saved is None else saved)._version[0] != version:
-                        check_versions(ctx, t)          # raises, naming the op
+                for saved, cell, version in ctx.versions:
+                    if cell[0] != version:
+                        raise modified_since_saved(ctx, t if saved is None else saved, version)
+            fn = ctx.fn
             if create_graph:  # the same backward on Tensors: the backward pass is recorded
                 input_grads = fn.backward(ctx.differentiable(t),
                                           grad if isinstance(grad, Tensor) else _wrap(grad, False))
@@ -116,49 +121,80 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
             if type(input_grads) is not tuple:
                 input_grads = (input_grads,)
             if trace:
-                print(f"backward {fn.__name__:<16} grad {tuple(grad.shape)} -> "
-                      + ", ".join(str(None if g is None else tuple(g.shape)) for g in input_grads))
+                print_step(fn, grad, input_grads)
+            # (4) to each input that requires grad, its gradient in its shape
             for parent, g in zip(ctx.parents, input_grads):
                 if parent is None or g is None:
                     continue
-                data = parent.data
-                if g.shape != data.shape:
-                    g = unbroadcast(g, data.shape, fn.__name__)
-                if (type(g) is not np.ndarray or g.dtype is not data.dtype) and not isinstance(g, Tensor):
-                    g = np.asarray(g, dtype=data.dtype)  # a numpy scalar (0-d * 0-d gives one), or
-                    # a float64 gradient for a float32 input (times a float64 constant)
+                if g.shape != parent.data.shape:
+                    g = unbroadcast(g, parent.data.shape, fn.__name__)
                 if anomaly:
                     check_finite(g, f"{fn.__name__}.backward returned {{what}} in a gradient",
                                  getattr(ctx, "site", "<created outside detect_anomaly>"))
-                key = id(parent)
-                grads[key] = grads[key] + g if key in grads else g
+                grads[parent] = grads[parent] + g if parent in grads else g
+            # (5) free the saved arrays: a training loop's memory stays flat
             if not retain_graph:
-                ctx.saved_tensors = None
-                ctx.parents = None
-                ctx.versions = None
+                ctx.saved_tensors = ctx.parents = ctx.versions = ctx.inputs = None
     finally:
         modes.local.grad_enabled = previous
     if capture is not None:
-        return [copy_if(captured.get(id(t)), stored) for t in capture]
+        return [take(captured[t], taken) if t in captured else None for t in capture]
     return None
 
 
-def copy_if(grad, stored):
-    """A gradient handed back by ``mg.grad``: a copy if it is an array the caller already holds."""
-    return grad.copy() if type(grad) is np.ndarray and id(grad) in stored else grad
-
-
-def accumulate_grad(t, grad, stored):
-    """Add ``grad`` into ``t.grad``. A new ``.grad`` array is never shared with another tensor
-    (``a + b`` hands both the same gradient) nor a view (sum's backward broadcasts one)."""
-    if t.grad is None:
-        if type(grad) is np.ndarray and (id(grad) in stored or grad.base is not None
-                                         or not grad.flags.writeable):
+def take(grad, taken):
+    """``grad`` to become a new ``.grad`` or an ``mg.grad`` result: itself, or a copy when someone
+    else may hold it. That is when it is a view of another array (Sum's backward broadcasts one,
+    a read-only view) or an array already handed out (``taken``: the caller's
+    backward(g) passes through Add unchanged; Add hands one array to both inputs). Then it is
+    taken too."""
+    if type(grad) is np.ndarray:
+        if grad.base is not None or id(grad) in taken:
             grad = grad.copy()
-        t.grad = grad
-    else:
-        t.grad = t.grad + grad
-    stored.add(id(t.grad))
+        taken.add(id(grad))
+    return grad
+
+
+def run_hooks(t, grad):
+    """Pass ``grad`` through ``t``'s hooks in order; a hook's non-None return replaces it and
+    must be the same kind (an array, a Tensor under create_graph) of the same shape."""
+    for hook in list(t._hooks.values()):
+        replaced = hook(grad)
+        if replaced is None:
+            continue
+        tensor = isinstance(grad, Tensor)
+        if tensor != isinstance(replaced, Tensor) or not (
+                tensor or (isinstance(replaced, (np.ndarray, np.generic)) and replaced.dtype.kind == "f")):
+            raise TypeError(f"hook {hook_name(hook)} returned {type(replaced).__name__} "
+                            f"{replaced!r:.60}; expected None or "
+                            f"{'a Tensor' if tensor else 'a floating-point numpy array'} of shape "
+                            f"{tuple(grad.shape)} (the gradient, changed)")
+        if tuple(replaced.shape) != tuple(grad.shape):
+            raise RuntimeError(f"hook {hook_name(hook)} returned a gradient of shape "
+                               f"{tuple(replaced.shape)} for a tensor of shape {tuple(grad.shape)}: "
+                               f"a hook may not change it")
+        grad = replaced if tensor else np.asarray(replaced, dtype=grad.dtype)
+    return grad
+
+
+def run_post_accumulate_hooks(t):
+    """Call each ``hook(t)`` registered with ``register_post_accumulate_grad_hook``."""
+    for hook in list(t._post_accumulate_hooks.values()):
+        returned = hook(t)
+        if returned is not None:
+            raise TypeError(f"post accumulate grad hook {hook_name(hook)} returned "
+                            f"{type(returned).__name__} {returned!r:.60}; it must return None "
+                            f"(it may change tensor.grad in place)")
+
+
+def hook_name(hook):
+    return repr(getattr(hook, "__name__", hook))
+
+
+def print_step(fn, grad, input_grads):
+    """trace_backward's line: the op, the gradient it got, the gradient of each input."""
+    print(f"backward {fn.__name__:<16} grad {tuple(grad.shape)} -> "
+          + ", ".join(str(None if g is None else tuple(g.shape)) for g in input_grads))
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):

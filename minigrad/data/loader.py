@@ -3,16 +3,9 @@
 Plain numpy: arrays in, arrays out; nothing here touches Tensor or autograd. Every random
 choice comes from a generator built from an explicit seed, never numpy's global state.
 """
-import numbers
-
 import numpy as np
 
-
-def check_int(name, value, minimum):
-    """Return ``value`` as an int if it is an integer >= minimum (bools rejected), else raise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+from ..checks import check_int, check_real
 
 
 def train_val_split(X, y, val_fraction=0.2, seed=0, stratify=True):
@@ -30,11 +23,10 @@ def train_val_split(X, y, val_fraction=0.2, seed=0, stratify=True):
                          f"and y {y.shape}")
     if len(X) != len(y):
         raise ValueError(f"X and y must have the same length, got {len(X)} and {len(y)}")
-    if (isinstance(val_fraction, bool) or not isinstance(val_fraction, numbers.Real)
-            or not 0 < val_fraction < 1):
-        raise ValueError(f"val_fraction must be a number strictly between 0 and 1, "
+    if not 0 < check_real(val_fraction, "val_fraction", "train_val_split") < 1:
+        raise ValueError(f"train_val_split: val_fraction must be a number strictly between 0 and 1, "
                          f"got {val_fraction!r}")
-    seed = check_int("seed", seed, 0)
+    seed = check_int(seed, "seed", "train_val_split", minimum=0)
     n = len(y)
     n_val = int(round(val_fraction * n))
     if not 0 < n_val < n:
@@ -86,12 +78,12 @@ class DataLoader:
         if self.X.ndim == 0 or self.y.ndim != 1 or len(self.X) != len(self.y):
             raise ValueError(f"expected X of shape (N, ...) and y of shape (N,) with the same N, "
                              f"got X {self.X.shape} and y {self.y.shape}")
-        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.batch_size = check_int(batch_size, "batch_size", "DataLoader", minimum=1)
         if sampler is not None:
             check_sampler(sampler, len(self.y), shuffle, seed)
             shuffle, seed = sampler.shuffle, sampler.seed       # the order's, for the reader
         self.sampler = sampler
-        self.seed = check_int("seed", 0 if seed is None else seed, 0)
+        self.seed = check_int(0 if seed is None else seed, "seed", "DataLoader", minimum=0)
         self.shuffle, self.drop_last = shuffle is None or bool(shuffle), bool(drop_last)
         if sampler is None:
             self.epoch = 0  # the epoch the next iteration will serve
@@ -131,11 +123,11 @@ class DataLoader:
 
     def set_epoch(self, epoch):
         """Make the next iteration serve epoch ``epoch`` (e.g. to resume a saved run)."""
-        self.epoch = check_int("epoch", epoch, 0)
+        self.epoch = check_int(epoch, "epoch", "DataLoader.set_epoch", minimum=0)
 
     def order(self, epoch):
         """Sample indices of epoch ``epoch`` in serving order, (N,) int64; changes no state."""
-        epoch, n = check_int("epoch", epoch, 0), len(self.y)
+        epoch, n = check_int(epoch, "epoch", "DataLoader.order", minimum=0), len(self.y)
         if self.sampler is not None:
             return self.sampler.order(epoch)
         if not self.shuffle:

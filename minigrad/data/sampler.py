@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from .loader import check_int
+from ..checks import check_int
 
 
 class DistributedSampler:
@@ -30,8 +30,8 @@ class DistributedSampler:
             from .. import distributed
             num_replicas = distributed.get_world_size() if num_replicas is None else num_replicas
             rank = distributed.get_rank() if rank is None else rank
-        num_replicas = check_int("num_replicas", num_replicas, 1)
-        rank = check_int("rank", rank, 0)
+        num_replicas = check_int(num_replicas, "num_replicas", "DistributedSampler", minimum=1)
+        rank = check_int(rank, "rank", "DistributedSampler", minimum=0)
         if rank >= num_replicas:
             raise ValueError(f"rank must be in [0, {num_replicas - 1}] for num_replicas={num_replicas}, "
                              f"got {rank}")
@@ -41,7 +41,8 @@ class DistributedSampler:
             raise TypeError(f"DistributedSampler needs a data set with len() (an array, range(n)), got "
                             f"{type(dataset).__name__}") from None
         self.dataset, self.num_replicas, self.rank = dataset, num_replicas, rank
-        self.shuffle, self.seed, self.drop_last = bool(shuffle), check_int("seed", seed, 0), bool(drop_last)
+        self.seed = check_int(seed, "seed", "DistributedSampler", minimum=0)
+        self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
         self.num_samples = n // num_replicas if drop_last else math.ceil(n / num_replicas)
         if self.num_samples == 0:
             raise ValueError(f"DistributedSampler: {n} samples over {num_replicas} replicas leave "
@@ -54,11 +55,11 @@ class DistributedSampler:
 
     def set_epoch(self, epoch):
         """Make ``iter()`` serve epoch ``epoch``."""
-        self.epoch = check_int("epoch", epoch, 0)
+        self.epoch = check_int(epoch, "epoch", "DistributedSampler", minimum=0)
 
     def order(self, epoch):
         """This rank's indices in epoch ``epoch``, (num_samples,) int64; changes no state."""
-        epoch, n = check_int("epoch", epoch, 0), len(self.dataset)
+        epoch, n = check_int(epoch, "epoch", "DistributedSampler", minimum=0), len(self.dataset)
         order = np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
         if self.drop_last:
             order = order[:self.total_size]

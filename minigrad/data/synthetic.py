@@ -1,9 +1,7 @@
 """Synthetic data sets, generated from a seed: interleaved spirals."""
-import numbers
-
 import numpy as np
 
-from .loader import check_int
+from ..checks import check_int, check_real
 
 
 def make_spirals(n_per_class=100, classes=3, noise=0.2, seed=0):
@@ -14,11 +12,11 @@ def make_spirals(n_per_class=100, classes=3, noise=0.2, seed=0):
     2*pi*j/classes and turns 4 radians while its radius grows to 1; ``noise`` is the std of
     Gaussian jitter added to the angle. Deterministic for a given ``seed``.
     """
-    n_per_class = check_int("n_per_class", n_per_class, 1)
-    classes = check_int("classes", classes, 1)
-    seed = check_int("seed", seed, 0)
-    if not isinstance(noise, numbers.Real) or noise < 0:
-        raise ValueError(f"noise must be a number >= 0, got {noise!r}")
+    n_per_class = check_int(n_per_class, "n_per_class", "make_spirals", minimum=1)
+    classes = check_int(classes, "classes", "make_spirals", minimum=1)
+    seed = check_int(seed, "seed", "make_spirals", minimum=0)
+    if not check_real(noise, "noise", "make_spirals") >= 0:        # NaN fails too
+        raise ValueError(f"make_spirals: noise must be a number >= 0, got {noise!r}")
     rng = np.random.default_rng(seed)
     radius = np.linspace(0.0, 1.0, n_per_class)                          # (n,)
     offset = 2 * np.pi * np.arange(classes)[:, None] / classes           # (C, 1)

@@ -5,17 +5,19 @@
     batch_norm_eval       inference-mode batch norm with given statistics, the same two ways
     batch_norm            torch.nn.functional.batch_norm: batch or running statistics, EMA update
     BatchNorm1d/2d        the layers: own γ, β and the running statistics, read the global flag
-    recompute_bn_stats    population statistics after training (the paper's Algorithm 2)
+    sync_batch_norm_composed / _fused, SyncBatchNorm   the same over every rank's batch (MPI)
 
 The composed and the fused batch norm have the same signature and return the same things, and
-are pure functions of their inputs; only ``batch_norm`` touches the running buffers.
+are pure functions of their inputs; only ``batch_norm`` and the layers touch the running buffers.
+(Population statistics after training: ``recompute_bn_stats`` in utils.py.)
 """
 import math
-import numbers
 
 import numpy as np
 
-from .. import modes
+from .. import distributed, modes
+from ..checks import check_int, check_real, float_dtype
+from ..distributed import all_reduce
 from ..ops.fused import BatchNormFused, bn_axes, bn_param_shape
 from ..tensor import Tensor
 from .module import Module, Parameter
@@ -26,7 +28,7 @@ from .module import Module, Parameter
 
 
 def batch_norm_composed(x, weight, bias, eps=1e-5):
-    """Training-mode batch norm from primitive ops (about 8 graph nodes); see batch_norm_fused."""
+    """Training-mode batch norm from primitive ops (11 graph nodes); see batch_norm_fused."""
     axes, shape = bn_axes(x), bn_param_shape(x)
     mean = x.mean(axis=axes, keepdims=True)                # (N, C, ...) -> (1, C, 1...)
     centred = x - mean                                     # centre first: stable variance
@@ -139,13 +141,11 @@ def _bn_channels(x, running_mean, running_var, weight, bias):
 # --------------------------------------------------------------------------- the layer
 def check_bn_args(layer, num_features, eps, momentum):
     """A batch-norm layer's constructor arguments: C >= 1, eps > 0, momentum None or in [0, 1]."""
-    if isinstance(num_features, bool) or not isinstance(num_features, numbers.Integral) or num_features < 1:
-        raise ValueError(f"{layer}: num_features must be a positive integer, got {num_features!r}")
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < math.inf:
+    check_int(num_features, "num_features", layer, minimum=1)
+    if not 0 < check_real(eps, "eps", layer) < math.inf:
         raise ValueError(f"{layer}: eps must be a positive number (it keeps 1/sqrt(var + eps) "
                          f"finite), got {eps!r}")
-    if momentum is not None and (isinstance(momentum, bool) or not isinstance(momentum, numbers.Real)
-                                 or not 0 <= momentum <= 1):
+    if momentum is not None and not 0 <= check_real(momentum, "momentum", layer) <= 1:
         raise ValueError(f"{layer}: momentum must be None (a cumulative average) or a number in "
                          f"[0, 1], got {momentum!r}")
 
@@ -176,7 +176,7 @@ class _BatchNorm(Module):
                  fused=True, dtype=None):
         super().__init__()
         check_bn_args(type(self).__name__, num_features, eps, momentum)
-        dtype = np.dtype(dtype or np.float32)
+        dtype = np.dtype(np.float32) if dtype is None else float_dtype(dtype, type(self).__name__)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats, self.fused = affine, track_running_stats, fused
         self.frozen = False
@@ -206,16 +206,16 @@ class _BatchNorm(Module):
             layout = self.layout.format(C=self.num_features)
             raise ValueError(f"{type(self).__name__}({self.num_features}) expected input of shape "
                              f"{layout}, got shape {x.shape}")
-        training = modes.is_training() and not self.frozen
+        training = modes.training and not self.frozen          # the global flag
         use_batch_stats = training or not self.track_running_stats
         update = training and self.track_running_stats
         factor = 0.0
         if update:
-            batches = int(self.num_batches_tracked) + 1
-            factor = 1.0 / batches if self.momentum is None else self.momentum
+            tracked = self.num_batches_tracked       # a 0-d array: counted in place below
+            factor = self.momentum if self.momentum is not None else 1.0 / (int(tracked) + 1)
         y = self._normalise(x, use_batch_stats, factor)
         if update:  # counted only after batch_norm succeeded: a rejected batch changes nothing
-            self.num_batches_tracked += 1
+            tracked += 1
         return y
 
     def _normalise(self, x, training, momentum):
@@ -244,64 +244,116 @@ class BatchNorm2d(_BatchNorm):
     layout = "(N, {C}, H, W)"
 
 
-# --------------------------------------------------------------------------- after training
-def recompute_bn_stats(model, batches, estimator="paper"):
-    """Replace every batch-norm layer's running statistics by population statistics computed
-    over ``batches`` (arrays X, or (X, y) pairs; Tensors or ndarrays) with the weights as they
-    are now, instead of the moving average. Per channel, batch b has n_b values, mean μ_b and
-    biased variance σ²_b; N = Σ n_b, and the population mean is μ = Σ n_b μ_b / N. Variance:
+# --------------------------------------------------------------------------- over every rank
+# SyncBatchNorm: the statistics of the GLOBAL batch, every rank's. The job's loss is L = Σ_r L_r;
+# rank r holds x_r, N_r samples of n_r = N_r·L values per channel (N_r may differ between ranks),
+# and every rank normalises with n = Σ_r n_r, μ = Σ_r Σ x_r / n, σ² = Σ_r Σ (x_r - μ)² / n.
+# Forward, two all-reduces: (Σ x, n_r) per channel, the count alongside so that each rank's batch
+#   weighs by its size; then Σ (x - μ)², which needs the global μ first (the stable two-pass
+#   variance, never E[x²] - μ²).
+# Backward: x_r reaches every rank's loss through μ and σ², so batch norm's
+#     dx = γ inv_std · (dy - Σ dy / n - (x - μ) · inv_std² Σ dy·(x - μ) / n)
+#   holds with Σ over every rank's values: one all-reduce of (Σ dy, Σ dy·(x - μ)) per channel.
+#   γ and β reach the loss only through this rank's y_r = γ x̂_r + β, so dγ = Σ dy_r·x̂_r and
+#   dβ = Σ dy_r stay this rank's own (summing them here would count them P times): DDP averages
+#   them over ranks with every other parameter's gradient.
+# composed: autograd finds all of this by itself from the differentiable all_reduce (the adjoint
+#   of a sum over ranks is a sum over ranks); fused: the kernel's ``sum_ranks`` hook carries
+#   exactly these three sums. Both return (y, μ (C,), biased σ² (C,), n), n = Σ_r N_r·L.
 
-    ``estimator="paper"``: the BN paper's Algorithm 2, the size-weighted mean of the *unbiased*
-    batch variances, Σ n_b · σ²_b · n_b/(n_b - 1) / N (= m/(m-1) · E[σ²_B] for equal sizes m).
-    ``estimator="pooled"``: PreciseBN's default (fvcore), the variance of all N values around μ,
-    Σ n_b (σ²_b + (μ_b - μ)²) / N (biased; computed centred, never as E[x²] - μ²). It also counts
-    how the batch means scatter, which the paper's estimator leaves out: the two differ most for
-    small batches.
 
-    Runs forward in training mode under no_grad (frozen layers included); the global flag and
-    each layer's momentum, frozen flag and num_batches_tracked are as before afterwards. All or
-    nothing: on an error, or if ``batches`` is empty, every buffer is put back as it was.
-    Returns the number of batches.
+def sync_batch_norm_composed(x, weight, bias, eps=1e-5):
+    """Training-mode batch norm over every rank's batch: primitive ops and all_reduce."""
+    axes, shape = bn_axes(x), bn_param_shape(x)
+    n = _enough(int(all_reduce(np.array(x.size // x.shape[1]))), x)   # Σ_r N_r·L, exact
+    mean = all_reduce(x.sum(axis=axes, keepdims=True)) / n  # (N, C, ...) -> (1, C, 1...), μ
+    centred = x - mean                                      # centre first: stable variance
+    var = all_reduce((centred * centred).sum(axis=axes, keepdims=True)) / n   # biased σ²
+    y = centred / (var + eps).sqrt()                        # x̂, (N, C, ...)
+    if weight is not None:
+        y = y * weight.reshape(shape)                       # γ (C,) -> (1, C, 1...)
+    if bias is not None:
+        y = y + bias.reshape(shape)                         # β (C,) -> (1, C, 1...)
+    return y, mean.data.reshape(-1), var.data.reshape(-1), n
+
+
+def sync_batch_norm_fused(x, weight, bias, eps=1e-5):
+    """The same as one op, BatchNormFused with ``sum_ranks``: two small all-reduces forward, one
+    backward, unchecked (every rank passes the same C and dtype; SyncBatchNorm checks that once).
+    Under create_graph its backward and ``rebuild_saved`` sum over ranks with the differentiable
+    all_reduce, one call per sum, so second derivatives cross ranks too. World size 1: exactly
+    batch_norm_fused (no hook at all)."""
+    several = distributed.get_world_size() > 1
+    y, mean, var, n = BatchNormFused.apply(x, weight, bias, eps, sum_ranks=_sum_over_ranks if several else None)
+    return y, mean, var, _enough(n, x)     # n is known after the first sum, the same on every rank
+
+
+def _sum_over_ranks(a):
+    """The fused op's hook: arrays through the plain collective (the fast path), Tensors
+    (create_graph) through the differentiable all_reduce."""
+    return distributed._sum(a) if isinstance(a, np.ndarray) else all_reduce(a)
+
+
+def _enough(n, x):
+    """n, the values per channel over every rank, if training can use it (two or more)."""
+    if n < 2:
+        raise ValueError(f"Expected more than 1 value per channel when training, got {n} over all "
+                         f"ranks (input of shape {x.shape} here)")
+    return n
+
+
+class SyncBatchNorm(_BatchNorm):
+    """Batch norm of (N, C, ...) input whose training statistics are the global batch's.
+
+    Training: y = γ (x - μ) / sqrt(σ² + eps) + β, with μ and the *biased* σ² per channel over
+    every rank's N_r·L values (N_r may differ between ranks: each value counts once); running
+    statistics as BatchNorm's, with the global n in the unbiased factor n/(n-1), so every rank
+    holds the same buffers. Every rank must call it, in the same mode: training is a collective
+    (the first such call checks that every rank's layer has the same form, C and dtype). Eval
+    mode, frozen layers and track_running_stats=False out of training are BatchNorm's, on this
+    rank alone. ``fused`` chooses sync_batch_norm_fused or _composed. World size 1: exactly
+    BatchNorm1d/2d with the same ``fused``.
     """
-    if estimator not in ("paper", "pooled"):
-        raise ValueError(f"recompute_bn_stats: estimator must be 'paper' or 'pooled', got {estimator!r}")
-    layers = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
-    saved = [(m.momentum, m.frozen, m.running_mean.copy(), m.running_var.copy(),
-              m.num_batches_tracked.copy()) for m in layers]
-    stats = {id(m): [] for m in layers}                 # per layer: (n_b, μ_b, σ²_b) per batch
-    sizes = {}
-    handles = [m.register_forward_pre_hook(lambda m, args: sizes.__setitem__(id(m), args[0].size // args[0].shape[1]))
-               for m in layers]
-    count, done = 0, False
-    try:
-        for m in layers:
-            m.momentum, m.frozen = 1.0, False           # running = exactly this batch's statistics
-        with modes.no_grad(), modes.train_mode():
-            for batch in batches:
-                x = batch[0] if isinstance(batch, (tuple, list)) else batch
-                model(x if isinstance(x, Tensor) else Tensor(x))
-                for m in layers:
-                    n = sizes[id(m)]                    # values per channel in this batch
-                    stats[id(m)].append((n, m.running_mean.copy(), m.running_var * ((n - 1) / n)))
-                count += 1
-        if count == 0:
-            raise ValueError("recompute_bn_stats: no batches were given")
-        for m in layers:
-            n, mean, var = (np.array(column) for column in zip(*stats[id(m)]))   # (B,), (B, C), (B, C)
-            total, w = n.sum(), n[:, None]
-            mu = (w * mean).sum(axis=0) / total
-            if estimator == "paper":
-                pop_var = (w * var * (w / (w - 1))).sum(axis=0) / total
-            else:
-                pop_var = (w * (var + (mean - mu) ** 2)).sum(axis=0) / total
-            m.running_mean[...], m.running_var[...] = mu, pop_var
-        done = True
-    finally:
-        for h in handles:
-            h.remove()
-        for m, (momentum, frozen, mean, var, tracked) in zip(layers, saved):
-            m.momentum, m.frozen = momentum, frozen
-            if not done:
-                m.running_mean[...], m.running_var[...] = mean, var
-            m.num_batches_tracked[...] = tracked
-    return count
+
+    _agreed = None             # the layer every rank was found to run (its first training call)
+
+    def forward(self, x):
+        if x.ndim < 2 or x.shape[1] != self.num_features:
+            raise ValueError(f"SyncBatchNorm({self.num_features}) expected input of shape "
+                             f"(N, {self.num_features}, ...), got shape {x.shape}")
+        if not modes.is_training() or self.frozen:          # BatchNorm's, no collective
+            return self._normalise(x, not self.track_running_stats, 0.0)
+        _bn_channels(x, self.running_mean, self.running_var, self.weight, self.bias)
+        layer = f"{'fused' if self.fused else 'composed'} SyncBatchNorm({x.shape[1]}) on {x.dtype} input"
+        if self._agreed != layer:                          # once, and again if this layer changes:
+            distributed._agree("SyncBatchNorm", layer, "every rank must run the same layer")   # 1 Allgather
+            self._agreed = layer
+        normalise = sync_batch_norm_fused if self.fused else sync_batch_norm_composed
+        y, mean, var, n = normalise(x, self.weight, self.bias, self.eps)
+        if self.track_running_stats:
+            self.num_batches_tracked += 1
+            factor = 1.0 / int(self.num_batches_tracked) if self.momentum is None else self.momentum
+            _update_running_stats(self.running_mean, self.running_var, mean, var, n, factor)
+        return y
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module):
+        """Replace every BatchNorm1d/2d in ``module``'s tree by a SyncBatchNorm, in place, and
+        return the module (a new one if ``module`` itself is a batch norm). As in PyTorch the
+        new layer takes over the very Parameters and buffer arrays (an optimizer built before
+        still holds them); it keeps ``fused`` and the frozen flag."""
+        converted = module
+        if isinstance(module, (BatchNorm1d, BatchNorm2d)):
+            like = module.running_mean if module.track_running_stats else module.weight
+            converted = cls(module.num_features, module.eps, module.momentum, module.affine,
+                            module.track_running_stats, module.fused,
+                            dtype=None if like is None else like.dtype)
+            if module.affine:
+                converted.weight, converted.bias = module.weight, module.bias
+            if module.track_running_stats:
+                for name in ("running_mean", "running_var", "num_batches_tracked"):
+                    setattr(converted, name, getattr(module, name))
+            converted.frozen = module.frozen
+        for name, child in list(converted.named_children()):
+            converted._modules[name] = cls.convert_sync_batchnorm(child)
+        return converted

@@ -9,11 +9,11 @@ Batch norm lives in ``batchnorm.py`` and group and layer norm in ``normalization
 and fused side by side); they are re-exported here under torch.nn.functional's names.
 """
 import math
-import numbers
 
 import numpy as np
 
 from .. import modes
+from ..checks import check_int, check_probability, is_int  # noqa: F401 (also used by conv.py as F.*)
 from ..ops.conv import Conv
 from ..ops.fused import CrossEntropy
 from ..ops.linalg import Affine
@@ -45,13 +45,6 @@ def relu(x):
     return x.relu()
 
 
-def check_probability(p):
-    """Dropout's p must be a number in [0, 1]; the layer and the function share this one check."""
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
-        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p!r}")
-    return p
-
-
 def dropout(x, p=0.5, training=True):
     """Inverted dropout: zero each entry with probability p, scale the rest by 1/(1-p).
     p = 1 zeroes everything (as in PyTorch)."""
@@ -70,19 +63,6 @@ WEIGHT_SHAPES = {1: "(C_out, C_in, k)", 2: "(C_out, C_in, kh, kw)"}
 
 
 # --------------------------------------------------------------------------- argument checks
-def is_int(value):
-    """A Python or numpy integer, not a bool."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def check_int(value, name, op, minimum=None):
-    """``value`` must be an int (not a bool), and >= ``minimum`` if given."""
-    if not is_int(value):
-        raise TypeError(f"{op}: {name} must be an int, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
-
-
 def int_tuple(value, dims, name, minimum, op):
     """An int or a tuple/list of ``dims`` ints, each >= ``minimum`` -> a tuple of ``dims`` ints."""
     values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * dims

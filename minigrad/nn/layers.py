@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from .. import modes
+from ..checks import check_int, check_probability, float_dtype
 from . import functional as F
 from .module import Module, Parameter
 
@@ -21,7 +22,9 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, dtype=None):
         super().__init__()
-        dtype = np.dtype(dtype or np.float32)
+        check_int(in_features, "in_features", "Linear", minimum=0)
+        check_int(out_features, "out_features", "Linear", minimum=0)
+        dtype = np.dtype(np.float32) if dtype is None else float_dtype(dtype, "Linear")
         self.in_features, self.out_features = in_features, out_features
         bound = 1 / math.sqrt(in_features) if in_features > 0 else 0.0
         self.weight = Parameter(modes.rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype))
@@ -49,7 +52,7 @@ class Dropout(Module):
 
     def __init__(self, p=0.5):
         super().__init__()
-        self.p = F.check_probability(p)
+        self.p = check_probability(p)
 
     def forward(self, x):
         return F.dropout(x, self.p, modes.is_training())

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .. import modes
+from ..checks import float_dtype
 from ..tensor import RemovableHandle, Tensor
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -209,7 +210,7 @@ class Module:
         for key, value in values.items():
             np.copyto(targets[key], value, casting="unsafe")   # checked above: nothing is lost
             if key in tensors:
-                tensors[key]._version[0] += 1                  # in place, as torch's copy_
+                tensors[key]._bump_version()                   # in place, as torch's copy_
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------ conveniences
@@ -219,11 +220,15 @@ class Module:
             p.grad = None
 
     def to(self, dtype):
-        """Cast parameters and floating-point buffers to ``dtype`` in place; returns self."""
-        dtype = np.dtype(dtype)
+        """Cast parameters (and their gradients) and floating-point buffers to the floating-point
+        ``dtype``; returns self. As in PyTorch, other dtypes are a TypeError (an integer model
+        would truncate every weight and could not be trained), and so is complex here:
+        minigrad differentiates real tensors only."""
+        dtype = float_dtype(dtype, "Module.to")
         for p in self.parameters():
             p.data = p.data.astype(dtype)
-            p.grad = None if p.grad is None else p.grad.astype(dtype)
+            if p.grad is not None:      # an array, or a Tensor after backward(create_graph=True)
+                p.grad = (p.grad.data if isinstance(p.grad, Tensor) else p.grad).astype(dtype)
         for module in self.modules():
             for name, b in module._buffers.items():
                 if b is not None and b.dtype.kind == "f":

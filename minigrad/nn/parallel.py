@@ -36,17 +36,13 @@ def first_difference(mine, theirs):
 
 
 def broadcast_coalesced(arrays):
-    """Overwrite every array in place with rank 0's values: one Bcast per dtype, of all the
-    arrays of that dtype flattened into one buffer (their shapes were checked to agree)."""
-    groups = {}
-    for a in arrays:
-        groups.setdefault(a.dtype, []).append(a)
-    for group in groups.values():
-        flat = distributed._broadcast(np.concatenate([a.reshape(-1) for a in group]))
-        offset = 0
-        for a in group:
-            np.copyto(a, flat[offset:offset + a.size].reshape(a.shape))
-            offset += a.size
+    """Overwrite every array (contiguous) in place with rank 0's values: one Bcast of all their
+    bytes in one buffer, whatever their dtypes (their shapes and dtypes were checked to agree)."""
+    flat = distributed._broadcast(np.concatenate([a.reshape(-1).view(np.uint8) for a in arrays]))
+    offset = 0
+    for a in arrays:                       # bytes back into each array: (nbytes,) -> a.shape
+        np.copyto(a, flat[offset:offset + a.nbytes].view(a.dtype).reshape(a.shape))
+        offset += a.nbytes
 
 
 def make_buckets(params, cap_bytes):

@@ -58,6 +58,8 @@ class Conv(Function):
     c over the input channels of o's group);  dx = conv_transpose(dy, w),  dw = conv_weight(x, dy),
     db[o] = Σ_n,l dy[n,o,l]"""
 
+    saves_constants = True   # cols, a cache of im2col(x) that the Tensor path (create_graph) never reads
+
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
         y, cols = conv_forward(x, weight, bias, stride, padding, dilation, groups)

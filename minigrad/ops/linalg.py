@@ -18,6 +18,10 @@ class MatMul(Function):
         if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
             raise ValueError(f"cannot multiply shapes {a.shape} and {b.shape}: the last axis "
                              f"of the first must equal the second-to-last of the second")
+        if a.dtype != b.dtype:       # as PyTorch: never a silent float64 product in a float32 model
+            raise TypeError(f"matmul: both operands need the same dtype, got {a.dtype} and {b.dtype} "
+                            f"(shapes {a.shape} and {b.shape}); convert one first, e.g. "
+                            f"mg.tensor(array, dtype=np.{a.dtype})")
         ctx.save_for_backward(a, b)
         return a @ b
 

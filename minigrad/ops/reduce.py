@@ -8,6 +8,7 @@ import numbers
 import numpy as np
 
 from ..autograd.function import Function
+from .elementwise import DEFAULT_FLOAT
 from .shape import broadcast_to
 
 
@@ -44,6 +45,8 @@ class Mean(Function):
     def forward(ctx, x, axis=None, keepdims=False):
         ctx.shape, ctx.keep = x.shape, keep_shape(x.shape, axis)
         y = x.mean(axis=axis, keepdims=keepdims)
+        if x.dtype.kind not in "fc":       # of integers or booleans: the default float, as for
+            y = np.asarray(y, DEFAULT_FLOAT)   # int / int (numpy would say float64)
         ctx.n = x.size // max(np.size(y), 1)   # elements averaged into each output
         return y
 
@@ -55,9 +58,14 @@ class Mean(Function):
 class Max(Function):
     """y = max_axis x;   dx = dy * w, where w = 1/k on each of the k maximal entries, else 0.
 
-    Ties split the gradient evenly (as torch.amax does), so the gradient still sums to dy.
-    ``w`` is piecewise constant in x, so it is saved as a constant for higher-order gradients.
+    Ties split the gradient evenly (as torch.amax does), so the gradient still sums to dy. A NaN
+    is the maximum (it propagates, as in numpy and PyTorch), so the gradient goes to the NaN
+    entries, split evenly among them as torch.max() does (torch.amax gives NaN to every entry;
+    torch.max(dim) all to the first NaN). ``w`` is piecewise constant in x: create_graph keeps it
+    as a constant (``saves_constants``).
     """
+
+    saves_constants = True
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
@@ -68,7 +76,10 @@ class Max(Function):
         y = x.max(axis=axis, keepdims=True)                 # (.., 1, ..): reduced axes kept
         ctx.keep = y.shape
         if ctx.needs_input_grad[0]:  # never for int/bool tensors, whose dtype cannot hold 1/k
-            weights = (x == y).astype(x.dtype)              # 1 on the maxima
+            maxima = x == y                                 # True on the maxima
+            if np.isnan(y).any():                           # NaN == NaN is False: mark them
+                maxima |= np.isnan(x) & np.isnan(y)
+            weights = maxima.astype(x.dtype)
             weights /= weights.sum(axis=axis, keepdims=True)  # 1/k for k tied maxima
             ctx.save_for_backward(weights)
         return y if keepdims else np.squeeze(y, axis=axis)

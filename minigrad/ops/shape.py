@@ -55,7 +55,7 @@ class GetItem(Function):
 
     @staticmethod
     def forward(ctx, x, index):
-        ctx.index, ctx.shape = own_index(index), x.shape   # the caller may reuse its index array
+        ctx.index, ctx.shape = index, x.shape   # apply made the index the graph's own (a copy)
         return x[index]
 
     @staticmethod
@@ -93,13 +93,6 @@ def index_add(values, index, shape):
     else:
         np.add.at(out, index, values)  # integer arrays may repeat: accumulate
     return out
-
-
-def own_index(index):
-    """``index`` with every integer/boolean array in it copied (ints and slices are immutable)."""
-    if isinstance(index, tuple):
-        return tuple(i.copy() if isinstance(i, np.ndarray) else i for i in index)
-    return index.copy() if isinstance(index, np.ndarray) else index
 
 
 def _is_basic(index):

@@ -1,13 +1,17 @@
-"""Function.apply and Context: what a recorded op keeps, and the version check at backward.
+"""Function.apply and Context: what a recorded op keeps, the version check at backward, and what
+create_graph does with saved intermediates.
 
 A saved tensor changed in place after the op saved it makes backward raise (PyTorch's check),
-naming the op; arrays the caller may still change (numpy constants, indices, targets) are the
-graph's own copies, so changing them later changes nothing.
+naming the op; values the caller may still change (numpy constants, index lists and masks, list
+operands, a user op's list hyperparameters, targets) are the graph's own copies, so changing
+them later changes nothing. Under create_graph an op that saved a float intermediate must
+rebuild it (rebuild_saved) or declare it constant (saves_constants), else it is refused.
 """
 import numpy as np
 import pytest
 
 import minigrad as mg
+from minigrad.autograd.function import saved_intermediates
 from minigrad.nn import functional as F
 
 MODIFIED = r"one of the tensors {op} saved for backward has been modified by an in-place operation"
@@ -152,7 +156,8 @@ def test_context_holds_fn_needs_and_saved_tensors():
     assert ctx.fn.__name__ == "Mul" and list(ctx.needs_input_grad) == [True, False]
     assert ctx.parents[0] is x and ctx.parents[1] is None
     assert ctx.saved_tensors[0] is x.data and ctx.saved_tensors[1] is c.data
-    assert [(t is x, v) for t, v in ctx.versions] == [(True, 0), (False, 0)]
+    assert [(t is x, cell, v) for t, cell, v in ctx.versions] == [(True, x._version, 0),
+                                                                  (False, c._version, 0)]
     y.backward(np.ones(3))
     assert ctx.saved_tensors is None and ctx.parents is None and ctx.versions is None
 
@@ -199,3 +204,214 @@ def test_a_context_made_by_hand_holds_its_op_and_needs():
     ctx = mg.Context(mg.Function, (True, False))   # as benchmarks and tests call ops' bodies
     assert ctx.fn is mg.Function and ctx.needs_input_grad == (True, False)
     assert ctx.saved_tensors == () and ctx.parents is None and ctx.versions is None
+
+
+# ------------------------------------------------------------------ values kept by a recorded op
+# Every value an op keeps is its own from the moment it is recorded, whatever its Python type:
+# changing the caller's list, array or Tensor afterwards changes nothing in backward.
+def test_an_index_list_changed_after_indexing():
+    x = leaf((5,))
+    index = [0, 1]
+    y = x[index]
+    index[0] = 3
+    y.backward(np.array([1.0, 2.0]))
+    np.testing.assert_array_equal(x.grad, [1.0, 2.0, 0.0, 0.0, 0.0])
+
+
+def test_a_list_inside_a_tuple_index_changed_after_indexing():
+    x = leaf((3, 4))
+    rows = [2, 0]
+    y = x[rows, 1:3]
+    rows[0] = 1
+    y.backward(np.arange(4.0).reshape(2, 2))
+    expected = np.zeros((3, 4))
+    expected[2, 1:3], expected[0, 1:3] = [0.0, 1.0], [2.0, 3.0]
+    np.testing.assert_array_equal(x.grad, expected)
+
+
+def test_a_boolean_list_mask_changed_after_indexing():
+    x = leaf((3,))
+    mask = [True, False, True]
+    y = x[mask]
+    mask[:] = [False, True, True]
+    y.backward(np.array([5.0, 7.0]))
+    np.testing.assert_array_equal(x.grad, [5.0, 0.0, 7.0])
+
+
+@pytest.mark.parametrize("constant, change", [
+    ([1.0, 2.0, 3.0], lambda c: c.__setitem__(0, 100.0)),
+    ([[1.0, 2.0, 3.0]], lambda c: c[0].__setitem__(0, 100.0)),                # nested
+    (([1.0, 2.0, 3.0],), lambda c: c[0].__setitem__(0, 100.0)),               # a tuple of lists
+], ids=["list", "nested-list", "tuple-of-lists"])
+def test_a_list_operand_changed_before_backward(constant, change):
+    x = leaf()
+    y = (x * constant).sum()
+    change(constant)
+    y.backward()
+    np.testing.assert_array_equal(x.grad.reshape(-1), [1.0, 2.0, 3.0])
+
+
+def test_an_index_array_given_to_an_op_directly_is_copied():
+    from minigrad.ops.shape import IndexAdd
+    v = leaf((3,))
+    index = np.array([0, 2, 2])
+    y = IndexAdd.apply(v, index=index, shape=(4,))
+    index[...] = 1
+    y.backward(np.array([1.0, 2.0, 3.0, 4.0]))
+    np.testing.assert_array_equal(v.grad, [1.0, 3.0, 3.0])       # dy[[0, 2, 2]]
+
+
+class TakeAt(mg.Function):
+    """y = x[positions] for a list kwarg ``positions``, kept as given;   dx = dy scattered back"""
+
+    @staticmethod
+    def forward(ctx, x, positions):
+        ctx.positions, ctx.shape = positions, x.shape
+        return x[positions]
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        grad_x = np.zeros(ctx.shape)
+        np.add.at(grad_x, ctx.positions, grad_y)
+        return grad_x
+
+
+def test_a_user_op_s_list_hyperparameter_is_its_own():
+    x = leaf((4,))
+    positions = [0, 1]
+    y = TakeAt.apply(x, positions=positions)
+    positions[0] = 2
+    y.backward(np.array([1.0, 2.0]))
+    np.testing.assert_array_equal(x.grad, [1.0, 2.0, 0.0, 0.0])
+
+    x = leaf((2, 3))
+    positions = ([1, 0], [2, 2])                       # lists inside a tuple
+    y = TakeAt.apply(x, positions=positions)
+    positions[1][0] = 0
+    y.backward(np.array([1.0, 2.0]))
+    np.testing.assert_array_equal(x.grad, [[0.0, 0.0, 2.0], [0.0, 0.0, 1.0]])
+
+
+def test_values_are_copied_only_when_recorded():
+    index = np.array([0, 1])
+    with mg.no_grad():
+        y = TakeAt.apply(leaf((4,)), positions=index)
+    assert y.grad_fn is None                                    # nothing kept, nothing copied
+    x = leaf((4,))
+    z = TakeAt.apply(x, positions=index)
+    assert z.grad_fn.positions is not index
+    np.testing.assert_array_equal(z.grad_fn.positions, index)
+
+
+def test_a_list_operand_is_the_array_mg_tensor_makes():
+    x = mg.tensor(np.ones(3, np.float32), requires_grad=True)
+    y = x * [1.5, 2.0, 2.5]                                     # float32, as mg.tensor([...]) is
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y.data, [1.5, 2.0, 2.5])
+    with pytest.raises(TypeError, match=r"Mul: expected numbers"):
+        x * ["a", "b", "c"]
+
+
+# ------------------------------------------------------------------ saved intermediates and create_graph
+class Centre(mg.Function):
+    """y = x - mean(x);   dx = dy - mean(dy) -- saves x - mean, a smooth intermediate"""
+
+    @staticmethod
+    def forward(ctx, x):
+        centred = x - x.mean()
+        ctx.save_for_backward(centred)
+        return centred * centred
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        (centred,) = ctx.saved_tensors
+        g = grad_y * centred * 2.0
+        return g - g.mean()
+
+
+class CentreRebuilt(Centre):
+    """Centre with x - mean rebuilt from x for create_graph: right to second order."""
+
+    @staticmethod
+    def rebuild_saved(ctx, saved):
+        x = ctx.parents[0]
+        return (x - x.mean(),)
+
+
+class SaveMean(mg.Function):
+    """y = x · mean(x) for a vector x, saving mean(x) as the numpy float forward computed"""
+
+    @staticmethod
+    def forward(ctx, x):
+        mean = x.mean()
+        ctx.save_for_backward(x, mean)
+        return x * mean
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x, mean = ctx.saved_tensors
+        return grad_y * mean + (grad_y * x).sum() / x.shape[0]
+
+
+@pytest.mark.parametrize("op", [Centre, SaveMean])
+def test_create_graph_refuses_an_op_that_saved_an_intermediate(op):
+    x = leaf((4,))
+    assert mg.gradcheck(lambda t: op.apply(t), [x])            # first order is fine
+    with pytest.raises(RuntimeError, match=rf"create_graph through {op.__name__}: .*neither an input's "
+                                           rf"nor the output's data.*rebuild_saved.*saves_constants"):
+        mg.grad(op.apply(x).sum(), [x], create_graph=True)
+
+
+def test_an_op_that_rebuilds_its_intermediate_is_right_to_second_order():
+    assert mg.gradgradcheck(lambda t: CentreRebuilt.apply(t), [leaf((4,))])
+
+
+def test_saved_inputs_output_and_constants_need_no_declaration():
+    x, c = leaf(), np.array([0.5, 1.5, 2.0])
+    assert mg.gradgradcheck(lambda t: t * c * t.exp() / mg.tensor(c), [x])   # constants, inputs, output
+    y, e = x.exp() * c, x.exp()
+    assert saved_intermediates(y.grad_fn, y) == () and saved_intermediates(e.grad_fn, e) == ()
+
+
+def test_intermediates_are_found_by_position():
+    x = leaf((4,))
+    y = Centre.apply(x)
+    assert saved_intermediates(y.grad_fn, y) == (0,) and y.grad_fn.versions is None
+    y = SaveMean.apply(x)
+    assert saved_intermediates(y.grad_fn, y) == (1,) and [t is x for t, _, _ in y.grad_fn.versions] == [True]
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "composed"])
+def test_eval_batch_norm_differentiates_the_forward_that_ran(fused):
+    """Decided in issue 19: an eval-mode forward reads the running statistics when it runs (the
+    graph keeps their values, not the buffers), so updating them afterwards (a training-mode
+    forward) leaves its backward the gradient of the output it computed. PyTorch, which saves
+    the buffers themselves, raises a version error here instead; neither is silently wrong."""
+    from minigrad import nn
+    rng = np.random.default_rng(0)
+    bn = nn.BatchNorm1d(3, fused=fused, dtype=np.float64)
+    with mg.no_grad():
+        bn.weight += rng.uniform(0.5, 1.5, 3)
+    bn.running_mean[...], bn.running_var[...] = [0.1, -0.2, 0.3], [0.5, 2.0, 4.0]
+    mean, var = bn.running_mean.copy(), bn.running_var.copy()
+    x = mg.tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    with mg.eval_mode():
+        y = bn(x)
+    with mg.train_mode():
+        bn(mg.tensor(rng.standard_normal((8, 3)) * 5.0))          # updates the running statistics
+    assert not np.allclose(bn.running_var, var)
+    g = rng.standard_normal((4, 3))
+    y.backward(g)
+    inv_std = 1 / np.sqrt(var + bn.eps)
+    np.testing.assert_allclose(x.grad, g * bn.weight.data * inv_std, rtol=1e-12)
+    np.testing.assert_allclose(bn.weight.grad, (g * (x.data - mean) * inv_std).sum(axis=0), rtol=1e-12)
+
+
+def test_a_tensor_used_as_an_index_is_copied_when_recorded():
+    x, m = leaf((5,)), leaf((3, 2))
+    index = mg.tensor(np.array([0, 1]))
+    y, z = x[index], m[index, 1]                             # alone and inside a tuple
+    index.data[0] = 2                                        # neither graph sees the change
+    (y.sum() + z.sum()).backward()
+    np.testing.assert_array_equal(x.grad, [1.0, 1.0, 0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(m.grad, [[0.0, 1.0], [0.0, 1.0], [0.0, 0.0]])

@@ -124,3 +124,28 @@ def test_cross_entropy_double_backward_is_stable_for_huge_logits():
     assert mg.gradgradcheck(lambda z: F.cross_entropy(z, target), [mg.tensor(
         np.array([[30.0, -30.0, 0.5], [3.0, 29.0, -2.0]]), requires_grad=True)])
 
+
+
+class SquareWithConstantSlope(mg.Function):
+    """y = x²;   dx = 2 · dy · x, computed on plain arrays even under create_graph: a constant"""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        (x,) = ctx.saved_tensors
+        plain = lambda a: a.data if isinstance(a, mg.Tensor) else a   # noqa: E731
+        return 2.0 * plain(grad_y) * plain(x)
+
+
+def test_a_gradient_returned_as_a_plain_array_stays_a_constant_under_create_graph():
+    x = mg.tensor(np.array([1.0, -2.0]), requires_grad=True)
+    (g,) = mg.grad((SquareWithConstantSlope.apply(x) * 3.0).sum(), [x], create_graph=True)
+    np.testing.assert_allclose(g.data, 6.0 * x.data)
+    assert not g.requires_grad                 # the plain array upstream is no graph input
+    (h,) = mg.grad(SquareWithConstantSlope.apply(x * 3.0).sum(), [x], create_graph=True)
+    np.testing.assert_allclose(h.data, 18.0 * x.data)          # d(9x²)/dx, its upstream wrapped
+    assert not h.requires_grad

@@ -62,7 +62,9 @@ class SquareWithDataConstant(Function):
 
 
 class CubeSavingSquare(Function):
-    """y = x³;   dx = 3 x² dy -- with x² saved as an array, a constant to create_graph"""
+    """y = x³;   dx = 3 x² dy -- with x² saved as an array, and declared constant (it is not)"""
+
+    saves_constants = True     # a false declaration: without it create_graph refuses the op
 
     @staticmethod
     def forward(ctx, x):

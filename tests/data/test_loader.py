@@ -58,10 +58,20 @@ def test_split_keeps_trailing_shape_and_dtype():
     assert X_tr.shape == (8, 2, 2) and X_va.shape == (2, 2, 2) and X_va.dtype == np.float64
 
 
-@pytest.mark.parametrize("fraction", [0, 1, 1.5, -0.1, True, "0.2"])
-def test_split_rejects_bad_fraction(fraction):
-    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+@pytest.mark.parametrize("fraction, error, message", [
+    (0, ValueError, "strictly between 0 and 1, got 0"), (1, ValueError, "strictly between 0 and 1"),
+    (1.5, ValueError, "strictly between 0 and 1"), (-0.1, ValueError, "strictly between 0 and 1"),
+    (float("nan"), ValueError, "strictly between 0 and 1, got nan"),
+    (True, TypeError, r"train_val_split: val_fraction must be a real number, got True \(bool\)"),
+    ("0.2", TypeError, r"val_fraction must be a real number, got '0.2' \(str\)")])
+def test_split_rejects_bad_fraction(fraction, error, message):
+    with pytest.raises(error, match=message):
         train_val_split(np.zeros(10), np.zeros(10), val_fraction=fraction)
+
+
+def test_split_takes_a_numpy_fraction():
+    _, _, X_va, _ = train_val_split(np.arange(20), np.arange(20) % 2, val_fraction=np.float32(0.25), seed=np.int64(1))
+    assert len(X_va) == 5
 
 
 def test_split_rejects_length_mismatch_and_empty_parts():
@@ -69,10 +79,8 @@ def test_split_rejects_length_mismatch_and_empty_parts():
         train_val_split(np.zeros(10), np.zeros(9))
     with pytest.raises(ValueError, match="0 validation"):
         train_val_split(np.zeros(4), np.zeros(4), val_fraction=0.1)
-    with pytest.raises(ValueError, match="seed"):
+    with pytest.raises(ValueError, match="train_val_split: seed must be >= 0, got -1"):
         train_val_split(np.zeros(10), np.zeros(10), seed=-1)
-
-
 
 
 # ---------------------------------------------------------------------------- DataLoader
@@ -162,10 +170,20 @@ def test_loader_seed_changes_order():
     assert not np.array_equal(a, b)
 
 
-@pytest.mark.parametrize("batch_size", [0, -2, 2.5, True, "4", None])
-def test_loader_rejects_bad_batch_size(batch_size):
-    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+@pytest.mark.parametrize("batch_size, error, message", [
+    (0, ValueError, "DataLoader: batch_size must be >= 1, got 0"), (-2, ValueError, "must be >= 1, got -2"),
+    (2.5, TypeError, "DataLoader: batch_size must be an int, got 2.5"), (True, TypeError, "an int, got True"),
+    ("4", TypeError, "an int, got '4'"), (None, TypeError, "an int, got None")])
+def test_loader_rejects_bad_batch_size(batch_size, error, message):
+    with pytest.raises(error, match=message):
         DataLoader(np.arange(8), np.arange(8), batch_size)
+
+
+def test_loader_takes_numpy_integers_as_plain_ints():
+    loader = DataLoader(np.arange(8), np.arange(8), np.int64(3), seed=np.uint8(2))
+    assert type(loader.batch_size) is int and type(loader.seed) is int and len(loader) == 3
+    with pytest.raises(ValueError, match="DataLoader: seed must be >= 0, got -1"):
+        DataLoader(np.arange(8), np.arange(8), 3, seed=-1)
 
 
 def test_loader_rejects_single_sample_mismatch_and_empty_epoch():
@@ -175,5 +193,7 @@ def test_loader_rejects_single_sample_mismatch_and_empty_epoch():
         DataLoader(np.zeros(5), np.zeros(4), 2)
     with pytest.raises(ValueError, match="leaves no batches"):
         DataLoader(np.zeros(5), np.zeros(5), 8, drop_last=True)
-    with pytest.raises(ValueError, match="epoch"):
+    with pytest.raises(ValueError, match="DataLoader.set_epoch: epoch must be >= 0, got -1"):
         DataLoader(np.zeros(5), np.zeros(5), 2).set_epoch(-1)
+    with pytest.raises(TypeError, match="DataLoader.order: epoch must be an int, got 1.0"):
+        DataLoader(np.zeros(5), np.zeros(5), 2).order(1.0)

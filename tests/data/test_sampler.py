@@ -49,7 +49,7 @@ def test_epochs_seed_and_set_epoch():
 def test_arguments_are_checked():
     with pytest.raises(ValueError, match=r"rank must be in \[0, 1\] for num_replicas=2, got 2"):
         DistributedSampler(range(4), 2, 2)
-    with pytest.raises(ValueError, match="num_replicas must be an integer >= 1"):
+    with pytest.raises(ValueError, match="DistributedSampler: num_replicas must be >= 1, got 0"):
         DistributedSampler(range(4), 0, 0)
     with pytest.raises(TypeError, match=r"needs a data set with len\(\)"):
         DistributedSampler(10, 2, 0)

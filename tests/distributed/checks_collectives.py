@@ -115,5 +115,36 @@ def check_all_reduce_gradient():
     expect_error(ValueError, "has no gradient here", dist.all_reduce, x, "max")
 
 
+class Recording:
+    """Stands in for the communicator: records the name of every MPI call made through it."""
+
+    def __init__(self, comm):
+        self.comm, self.calls = comm, []
+
+    def __getattr__(self, name):
+        attribute = getattr(self.comm, name)
+        if callable(attribute):
+            self.calls.append(name)
+        return attribute
+
+
+def recorded_calls(fn, *args):
+    """The MPI calls ``fn(*args)`` makes, by name, in order."""
+    real, dist._comm = dist._comm, Recording(dist._comm)
+    try:
+        fn(*args)
+        return dist._comm.calls
+    finally:
+        dist._comm = real
+
+
+def check_sums_are_one_allreduce_on_two_ranks_reduce_and_bcast_beyond():
+    """Two ranks: a sum of two numbers is one rounding, the same on both, so one Allreduce does;
+    three or more: Reduce then Bcast of rank 0's bits (the identical-replica guarantee)."""
+    expected = ["Allreduce"] if dist.get_world_size() == 2 else ["Reduce", "Bcast"]
+    assert recorded_calls(dist._sum, np.ones(3)) == expected
+    return {"calls": expected}
+
+
 CHECKS = [check_init_rank_size, check_all_reduce_arrays, check_broadcast, check_all_gather,
-          check_all_reduce_gradient]
+          check_all_reduce_gradient, check_sums_are_one_allreduce_on_two_ranks_reduce_and_bcast_beyond]

@@ -6,7 +6,7 @@ from minigrad import distributed as dist
 from minigrad import nn
 from minigrad.nn.parallel import DistributedDataParallel as DDP
 
-from .checks_collectives import expect_error, rank_rng
+from .checks_collectives import expect_error, rank_rng, recorded_calls
 
 
 def mlp(seed, hidden=6, extra=False):
@@ -143,9 +143,12 @@ def check_broadcast_buffers_before_forward():
     model = mlp(0)
     ddp = DDP(model)
     model[1].running_var[...] = 1.0 + dist.get_rank()
+    model[1].num_batches_tracked[...] = 7 + dist.get_rank()
     with mg.eval_mode():
-        ddp(mg.tensor(np.ones((2, 4))))
+        calls = recorded_calls(ddp, mg.tensor(np.ones((2, 4))))
+    assert calls == ["Bcast"]                                          # float64 and int64, one message
     np.testing.assert_array_equal(model[1].running_var, 1.0)            # rank 0's
+    assert model[1].num_batches_tracked == 7
     quiet = DDP(mlp(0), broadcast_buffers=False)
     quiet.module[1].running_var[...] = 1.0 + dist.get_rank()
     with mg.eval_mode():

@@ -24,8 +24,8 @@ def mpiexec_path():
 
 
 def mpiexec(n, module, *args, timeout=TIMEOUT):
-    """Run ``python -m tests.distributed.<module>`` on ``n`` ranks from the repository root;
-    returns the CompletedProcess (raises TimeoutExpired)."""
+    """Run ``python -m tests.distributed.<module>`` (or ``-m <module>`` for a dotted name) on
+    ``n`` ranks from the repository root; returns the CompletedProcess (raises TimeoutExpired)."""
     pytest.importorskip("mpi4py", reason="the [dist] extra (mpi4py, mpich) is not installed")
     if not Path(mpiexec_path()).exists():
         pytest.skip("mpiexec not found: pip install -e '.[dist]' brings MPICH's")
@@ -33,7 +33,8 @@ def mpiexec(n, module, *args, timeout=TIMEOUT):
                OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     if n > (os.cpu_count() or 1):    # oversubscribed: MPICH's waiting ranks yield the core
         env["MPIR_CVAR_ENABLE_HEAVY_YIELD"] = "1"   # instead of spinning (2-3x faster here)
-    command = [mpiexec_path(), "-n", str(n), sys.executable, "-m", f"tests.distributed.{module}", *map(str, args)]
+    module = module if "." in module else f"tests.distributed.{module}"
+    command = [mpiexec_path(), "-n", str(n), sys.executable, "-m", module, *map(str, args)]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
 
 

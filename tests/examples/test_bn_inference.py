@@ -200,3 +200,13 @@ def test_the_accuracy_figure_tells_coinciding_curves_apart(study, tmp_path, monk
     assert "python examples/bn_inference.py" in text and "0.0028" in text
     for fig, _ in seen.values():
         plots.pyplot().close(fig)
+
+
+def test_the_cost_of_a_population_pass_is_measured_in_training_steps(run):
+    """docs/batchnorm.md's answer to "why not population statistics during training": one pass
+    over the training set (forward only) against one training step, both timed and printed."""
+    result, out = run
+    one_pass, one_step = result["population_pass"]
+    assert 0 < one_step < one_pass            # a forward pass over every batch costs more than one step
+    line = next(line for line in out.splitlines() if line.startswith("A population pass over"))
+    assert f"{one_pass / one_step:.1f} training steps" in line and "times slower" in line

@@ -154,8 +154,9 @@ def test_a_resumed_renorm_run_continues_its_schedule(train_cnn, tmp_path, monkey
 
 
 def test_the_run_is_described_by_its_model_normalisation_and_form(train_cnn, capsys):
-    config = {"model": "cnn", "norm": "group", "bn": "composed", "shuffle_positions": False}
+    config = {"model": "cnn", "norm": "group", "bn": "composed", "shuffle_positions": False, "sync_bn": False}
     assert train_cnn.describe(config) == "cnn, norm=group (composed)"
+    assert train_cnn.describe({**config, "norm": "batch", "sync_bn": True}) == "cnn, norm=batch (composed), SyncBatchNorm"
     assert train_cnn.describe({**config, "model": "logistic"}) == "logistic, norm=none"
     assert train_cnn.describe({**config, "model": "mlp", "norm": "none", "shuffle_positions": True}) == \
         "mlp, norm=none, shuffled positions"
@@ -166,7 +167,7 @@ def test_the_run_is_described_by_its_model_normalisation_and_form(train_cnn, cap
 def test_the_defaults_are_the_documented_run(train_cnn, monkeypatch):
     """docs/examples.md: AdamW lr 1e-2 on a cosine over 100 epochs, batch 100, BatchNorm, fused."""
     assert train_cnn.DEFAULTS == {"data": "mnist1d", "model": "cnn", "norm": "batch", "bn": "fused",
-                                  "shuffle_positions": False, "epochs": 100, "batch_size": 100, "lr": 1e-2,
+                                  "sync_bn": False, "shuffle_positions": False, "epochs": 100, "batch_size": 100, "lr": 1e-2,
                                   "schedule": "cosine", "seed": 0}
     rates, real = [], mg.optim.AdamW.step
 

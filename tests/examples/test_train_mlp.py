@@ -81,7 +81,7 @@ def test_checkpoint_holds_model_optimizer_epoch_and_config(train_mlp, tmp_path):
     saved = mg.load(ckpt)
     assert int(saved["epoch"]) == 2
     assert set(saved["model"]) == set(result["model"].state_dict())
-    assert "momentum_buffer" in saved["optimizer"]["state"]["0"]
+    assert "momentum_buffer" in saved["optimizer"]["state"][0]
     assert saved["config"]["optimizer"].item() == "sgd" and saved["config"]["lr"].item() == 0.05
     assert saved["config"]["hidden"].tolist() == [32]
     assert not list(tmp_path.glob(".*.tmp"))                     # the atomic write left no temp file
@@ -168,6 +168,7 @@ def test_bad_arguments_exit_with_a_message_not_a_traceback(args, message):
     (["--seed", "-2"], "argument --seed: expected an integer >= 0"),
     (["--batch-size", "1"], "--batch-size 1 cannot train batch norm"),
     (["--metrics", "no/such/folder/m.jsonl"], "the folder of 'no/such/folder/m.jsonl' does not exist"),
+    (["--resume", "."], "--resume: cannot read '.': Is a directory"),
 ])
 def test_more_bad_arguments(train_mlp, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:

@@ -1,6 +1,6 @@
 """BatchNorm1d and the functional batch norms: fused (one op, hand-written backward) against
 composed (primitive ops), running statistics against a hand-computed numpy reference, eval mode,
-errors, numerical stability, and the population statistics of ``recompute_bn_stats``.
+errors and numerical stability.
 
 Every gradient comparison uses a random upstream gradient: ``bn(x).sum()`` does not depend on x
 (the normalised output sums to β·n per channel), so a sum loss would pass any backward.
@@ -468,114 +468,6 @@ def test_float32_offset_matches_float64_reference(fused):
     np.testing.assert_allclose(grad_x, grad_ref, rtol=0, atol=1e-2)
 
 
-# ------------------------------------------------------------------ recompute_bn_stats
-def population_model():
-    mg.manual_seed(20)
-    model = nn.Sequential(nn.BatchNorm1d(C, momentum=None, dtype=np.float64),
-                          nn.Linear(C, 2, dtype=np.float64),
-                          nn.BatchNorm1d(2, momentum=0.1, dtype=np.float64))
-    model[0].weight.data[...] = [1.5, 0.5, 2.0]
-    model[0].bias.data[...] = [0.1, -0.2, 0.3]
-    return model
-
-
-@pytest.mark.parametrize("training_before", [True, False])
-def test_recompute_bn_stats_against_a_hand_computation(training_before):
-    model = population_model()
-    rng = np.random.default_rng(21)
-    with mg.train_mode():                              # stale statistics that must be replaced
-        model(mg.tensor(rng.standard_normal((10, C)) * 5 + 7))
-    sizes = (5, 8, 3)
-    xs = [rng.standard_normal((n, C)) * (i + 1) + 2 * i for i, n in enumerate(sizes)]
-    batches = [(xs[0], np.zeros(5)), xs[1], mg.tensor(xs[2])]   # (X, y) pairs, arrays, Tensors
-    mg.set_training(training_before)
-
-    assert nn.recompute_bn_stats(model, batches) == 3
-
-    assert mg.is_training() is training_before and mg.is_grad_enabled()
-    assert model[0].momentum is None and model[2].momentum == 0.1
-    assert all(p.grad is None for p in model.parameters())
-    total = sum(sizes)
-    # first BN sees the batches themselves
-    expected_mean = sum(n * x.mean(0) for n, x in zip(sizes, xs)) / total
-    expected_var = sum(n * x.var(0, ddof=1) for n, x in zip(sizes, xs)) / total
-    np.testing.assert_allclose(model[0].running_mean, expected_mean, rtol=1e-12)
-    np.testing.assert_allclose(model[0].running_var, expected_var, rtol=1e-12)
-    # second BN sees Linear(batch-normalised batch), normalised with each batch's own statistics
-    w1, b1 = model[0].weight.data, model[0].bias.data
-    lin = model[1]
-    hidden = [reference_bn(x, w1, b1)[0] @ lin.weight.data.T + lin.bias.data for x in xs]
-    expected_mean = sum(n * h.mean(0) for n, h in zip(sizes, hidden)) / total
-    expected_var = sum(n * h.var(0, ddof=1) for n, h in zip(sizes, hidden)) / total
-    np.testing.assert_allclose(model[2].running_mean, expected_mean, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(model[2].running_var, expected_var, rtol=1e-12)
-
-
-def test_recompute_bn_stats_restores_momentum_after_an_error():
-    model = population_model()
-    bad = [np.ones((4, C)), np.ones((1, C))]           # the second batch has one value per channel
-    mg.set_training(False)
-    with pytest.raises(ValueError, match="more than 1 value per channel"):
-        nn.recompute_bn_stats(model, bad)
-    assert model[0].momentum is None and model[2].momentum == 0.1 and mg.is_training() is False
-
-
-def test_recompute_bn_stats_needs_batches():
-    with pytest.raises(ValueError, match="no batches"):
-        nn.recompute_bn_stats(population_model(), [])
-
-
-def test_recompute_bn_stats_is_all_or_nothing():
-    model = population_model()
-    with mg.train_mode():
-        model(mg.tensor(np.random.default_rng(3).standard_normal((6, C))))
-    before = model.state_dict()
-    for bad in ([np.ones((4, C)) * 3, np.ones((1, C))], []):
-        with pytest.raises(ValueError):
-            nn.recompute_bn_stats(model, bad)
-        after = model.state_dict()
-        assert all(np.array_equal(before[k], after[k]) for k in before)
-    with pytest.raises(ValueError, match="estimator must be 'paper' or 'pooled'"):
-        nn.recompute_bn_stats(model, [np.ones((4, C))], estimator="ema")
-    nn.recompute_bn_stats(model, [np.ones((4, C)) * np.arange(4)[:, None]])
-    assert all(not m._forward_pre_hooks for m in model.modules())     # its hooks are gone again
-
-
-def test_recompute_bn_stats_pooled_estimator_is_the_variance_of_all_values():
-    """PreciseBN's estimator: the biased variance of every value around the population mean,
-    which also counts how the batch means scatter (the paper's estimator does not)."""
-    model = population_model()
-    rng = np.random.default_rng(22)
-    sizes = (5, 8, 3)
-    xs = [rng.standard_normal((n, C)) * (i + 1) + 3 * i for i, n in enumerate(sizes)]
-    assert nn.recompute_bn_stats(model, xs, estimator="pooled") == 3
-    everything = np.concatenate(xs)
-    np.testing.assert_allclose(model[0].running_mean, everything.mean(0), rtol=1e-12)
-    np.testing.assert_allclose(model[0].running_var, everything.var(0), rtol=1e-12)   # ddof=0
-    paper = population_model()
-    nn.recompute_bn_stats(paper, xs)
-    assert np.all(model[0].running_var > paper[0].running_var)      # the means' scatter counts
-
-
-def test_recompute_bn_stats_on_conv_shaped_input_counts_every_position():
-    layer = nn.BatchNorm2d(2, momentum=0.3, dtype=np.float64)
-    mg.nn.utils.freeze_batch_norm(layer)                            # frozen layers are recomputed too
-    rng = np.random.default_rng(23)
-    xs = [rng.standard_normal((n, 2, 3, 2)) + i for i, n in enumerate((2, 5))]
-    for estimator in ("paper", "pooled"):
-        nn.recompute_bn_stats(layer, xs, estimator=estimator)
-        values = [x.transpose(1, 0, 2, 3).reshape(2, -1) for x in xs]          # (C, N·H·W)
-        weights = np.array([v.shape[1] for v in values])                       # 12 and 30 values
-        mean = sum(w * v.mean(1) for w, v in zip(weights, values)) / weights.sum()
-        np.testing.assert_allclose(layer.running_mean, mean, rtol=1e-12)
-        if estimator == "paper":
-            var = sum(w * v.var(1, ddof=1) for w, v in zip(weights, values)) / weights.sum()
-        else:
-            var = np.concatenate(values, axis=1).var(1)
-        np.testing.assert_allclose(layer.running_var, var, rtol=1e-12)
-    assert layer.frozen and layer.momentum == 0.3 and int(layer.num_batches_tracked) == 0
-
-
 # ------------------------------------------------------------------ functional forms
 def test_pure_functions_share_a_signature_and_return_batch_statistics():
     assert inspect.signature(F.batch_norm_fused) == inspect.signature(F.batch_norm_composed)
@@ -672,26 +564,37 @@ def test_fused_gamma_and_beta_gradients_when_x_needs_no_grad(shape):
 
 
 # ------------------------------------------------------------------ constructor arguments
-@pytest.mark.parametrize("kwargs, match", [
-    ({"num_features": 0}, "num_features must be a positive integer"),
-    ({"num_features": 2.5}, "num_features must be a positive integer"),
-    ({"eps": 0.0}, "eps must be a positive number"),
-    ({"eps": -1e-5}, "eps must be a positive number"),
-    ({"eps": float("nan")}, "eps must be a positive number"),
-    ({"eps": float("inf")}, "eps must be a positive number"),
-    ({"momentum": 1.5}, r"momentum must be None .* \[0, 1\]"),
-    ({"momentum": -0.1}, r"momentum must be None .* \[0, 1\]"),
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"num_features": 0}, ValueError, "BatchNorm1d: num_features must be >= 1, got 0"),
+    ({"num_features": 2.5}, TypeError, "BatchNorm1d: num_features must be an int, got 2.5"),
+    ({"num_features": True}, TypeError, "num_features must be an int, got True"),
+    ({"eps": 0.0}, ValueError, "eps must be a positive number"),
+    ({"eps": -1e-5}, ValueError, "eps must be a positive number"),
+    ({"eps": float("nan")}, ValueError, "eps must be a positive number"),
+    ({"eps": float("inf")}, ValueError, "eps must be a positive number"),
+    ({"eps": "1e-5"}, TypeError, r"BatchNorm1d: eps must be a real number, got '1e-5' \(str\)"),
+    ({"momentum": 1.5}, ValueError, r"momentum must be None .* \[0, 1\]"),
+    ({"momentum": -0.1}, ValueError, r"momentum must be None .* \[0, 1\]"),
+    ({"momentum": float("nan")}, ValueError, r"momentum must be None .* \[0, 1\], got nan"),
+    ({"momentum": True}, TypeError, r"BatchNorm1d: momentum must be a real number, got True"),
+    ({"dtype": np.int64}, TypeError, r"BatchNorm1d only accepts floating point dtypes, but got desired dtype=int64"),
 ])
-def test_constructor_refuses_nonsense(kwargs, match):
+def test_constructor_refuses_nonsense(kwargs, error, match):
     args = {"num_features": C, **kwargs}
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         nn.BatchNorm1d(**args)
 
 
 def test_constructor_accepts_the_edges():
-    nn.BatchNorm1d(1, momentum=0.0)
-    nn.BatchNorm1d(1, momentum=1.0)
-    nn.BatchNorm1d(1, momentum=None, eps=1e-12)
+    # momentum 0 keeps the running statistics, 1 replaces them by the batch's, None averages
+    x = mg.tensor(np.random.default_rng(31).standard_normal((6, 1)) * 2 + 3)
+    unbiased = x.data.var(ddof=1)
+    for momentum, expected in ((0.0, 1.0), (1.0, unbiased), (None, unbiased)):
+        layer = nn.BatchNorm1d(np.int64(1), momentum=momentum, eps=np.float64(1e-12), dtype=np.float64)
+        with mg.train_mode():
+            layer(x)
+        assert layer.eps == 1e-12 and layer.momentum == momentum
+        np.testing.assert_allclose(layer.running_var, [expected], rtol=1e-12)
 
 
 def test_reset_running_stats_restores_the_initial_buffers():

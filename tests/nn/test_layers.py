@@ -84,9 +84,27 @@ def test_linear_dtype_argument():
     assert layer(mg.tensor(rand(1, 3, dtype=np.float64))).dtype == np.float64
 
 
-def test_linear_rejects_integer_dtype():
-    with pytest.raises(TypeError, match="floating-point"):
-        nn.Linear(3, 2, dtype=np.int64)
+@pytest.mark.parametrize("dtype, message", [
+    (np.int64, r"Linear only accepts floating point dtypes, but got desired dtype=int64$"),
+    (np.bool_, r"but got desired dtype=bool"),
+    (np.complex128, r"dtype=complex128; minigrad differentiates real tensors only"),
+    ("banana", r"Linear only accepts floating point dtypes \(e\.g\. np\.float32\), but got 'banana'")])
+def test_linear_rejects_a_dtype_that_is_not_real_floating_point(dtype, message):
+    with pytest.raises(TypeError, match=message):
+        nn.Linear(3, 2, dtype=dtype)
+    assert nn.Linear(3, 2, dtype="float16").weight.dtype == np.float16
+
+
+@pytest.mark.parametrize("args, error, message", [
+    ((2.0, 3), TypeError, "Linear: in_features must be an int, got 2.0"),
+    ((2, None), TypeError, "Linear: out_features must be an int, got None"),
+    ((-1, 3), ValueError, "Linear: in_features must be >= 0, got -1"),
+    ((2, -3), ValueError, "Linear: out_features must be >= 0, got -3")])
+def test_linear_refuses_feature_counts_that_are_not_ints(args, error, message):
+    with pytest.raises(error, match=message):
+        nn.Linear(*args)
+    empty = nn.Linear(0, 2)                                   # as torch: no inputs, output = bias
+    assert empty.weight.shape == (2, 0)
 
 
 def test_linear_rejects_input_of_another_dtype():

@@ -305,6 +305,39 @@ def test_double_casts_parameters_and_float_buffers_and_returns_self():
     assert model.to(np.float64) is model and model[0].weight.dtype == np.float64
 
 
+@pytest.mark.parametrize("dtype, message", [
+    (np.int64, r"Module\.to only accepts floating point dtypes, but got desired dtype=int64$"),
+    (np.int8, r"but got desired dtype=int8$"),
+    (bool, r"but got desired dtype=bool$"),
+    (np.complex128, r"dtype=complex128; minigrad differentiates real tensors only"),
+    (np.complex64, r"dtype=complex64; minigrad differentiates real tensors only"),
+    ("cpu", r"Module\.to only accepts floating point dtypes \(e\.g\. np\.float32\), but got 'cpu'"),
+    (None, r"but got None"),
+], ids=["int64", "int8", "bool", "complex128", "complex64", "a_device", "None"])
+def test_to_refuses_what_is_not_a_real_floating_point_dtype_and_changes_nothing(dtype, message):
+    # an integer cast would truncate every weight and leave integer Parameters requiring grad
+    model = make_model()
+    with mg.train_mode():
+        model(mg.tensor(np.ones((2, 4), dtype=np.float32))).backward(np.ones((2, 2), dtype=np.float32))
+    before = model.state_dict()
+    with pytest.raises(TypeError, match=message):
+        model.to(dtype)
+    assert_model_unchanged(model, before)
+    assert all(p.requires_grad and p.grad.dtype == np.float32 for p in model.parameters())
+
+
+def test_to_casts_a_tensor_gradient_too():
+    layer = nn.Linear(2, 1)
+    x = mg.tensor(np.ones((3, 2), dtype=np.float32))
+    (layer(x) ** 2).sum().backward(create_graph=True)       # .grad is a Tensor now
+    assert isinstance(layer.weight.grad, mg.Tensor)
+    expected = layer.weight.grad.data.astype(np.float64)
+    layer.to(np.float64)
+    assert layer.weight.grad.dtype == np.float64
+    np.testing.assert_array_equal(layer.weight.grad, expected)
+    assert layer.to("float16").weight.dtype == np.float16   # any real floating dtype, by any name
+
+
 def test_python_scalars_take_the_tensor_dtype():
     y = nn.Linear(3, 2)(mg.tensor(np.ones((1, 3), dtype=np.float32)))
     assert (y * 0.5 + 1).dtype == np.float32
@@ -446,3 +479,27 @@ def test_reassigning_a_name_to_another_kind_leaves_nothing_stale():
     m.head = nn.Parameter(np.ones(2))            # ...and then a parameter
     assert isinstance(m.head, nn.Parameter)
     assert list(m.state_dict()) == ["head"]      # the Linear's weights are gone with it
+
+
+def test_load_state_dict_is_an_in_place_update():
+    layer = mg.nn.Linear(2, 1, dtype=np.float64)
+    y = (layer(mg.tensor(np.ones((3, 2)))) ** 2).sum()
+    layer.load_state_dict({k: v + 1 for k, v in layer.state_dict().items()})
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        y.backward()
+
+
+def test_a_forward_pre_hook_may_replace_the_arguments():
+    m = TwoLayer()
+    x = mg.tensor(np.ones((2, 3), dtype=np.float32))
+    handle = m.register_forward_pre_hook(lambda module, args: args[0] * 0)      # one value: wrapped
+    np.testing.assert_allclose(m(x).data, np.broadcast_to(m.body.bias.data * 2.0, (2, 4)), rtol=1e-6)
+    handle.remove()
+    m.register_forward_pre_hook(lambda module, args: (args[0], 5.0))           # a tuple: all of them
+    np.testing.assert_allclose(m(x).data, (x.data @ m.body.weight.data.T + m.body.bias.data) * 2.0 + 5.0, rtol=1e-6)
+
+
+def test_named_children_are_the_direct_sub_modules():
+    model = make_model()
+    assert [name for name, _ in model.named_children()] == ["0", "1", "2", "3"]
+    assert [child for _, child in model.named_children()] == list(model.children())

@@ -1,5 +1,7 @@
-"""nn.utils: folding batch norm into the Linear before it (equal in eval mode, not in training
-mode), fold_batch_norm on whole Sequentials, and frozen batch norm statistics."""
+"""nn.utils: folding batch norm into the Linear or convolution before it (equal in eval mode, not
+in training mode; refused wherever the algebra does not hold: batch norm normalising another axis
+than the layer's outputs, a layer or batch norm of the wrong kind), fold_batch_norm on whole
+Sequentials, frozen batch norm statistics, and the population statistics of ``recompute_bn_stats``."""
 import copy
 
 import numpy as np
@@ -8,6 +10,8 @@ import pytest
 import minigrad as mg
 from minigrad import nn
 from minigrad.nn import utils
+
+from .test_batchnorm import C, reference_bn
 
 
 def trained_pair(dtype=np.float64, affine=True, bias=True, seed=0):
@@ -84,7 +88,8 @@ def test_fusion_errors_name_what_is_wrong():
             utils.fuse_linear_bn_eval(linear, nn.BatchNorm1d(4, track_running_stats=False, dtype=np.float64))
         with pytest.raises(ValueError, match="Linear has 4 outputs but BatchNorm1d has 3 features"):
             utils.fuse_linear_bn_eval(linear, nn.BatchNorm1d(3, dtype=np.float64))
-        with pytest.raises(TypeError, match="expected a BatchNorm layer"):
+        with pytest.raises(TypeError, match=r"fuse_linear_bn_eval: expected a BatchNorm1d or BatchRenorm1d second \(the batch "
+                                            r"norm that folds into a Linear\), got ReLU"):
             utils.fuse_linear_bn_eval(linear, nn.ReLU())
         with pytest.raises(TypeError, match="float64 but BatchNorm1d is float32"):
             utils.fuse_linear_bn_eval(linear, nn.BatchNorm1d(4))
@@ -110,7 +115,8 @@ def test_fold_batch_norm_removes_every_foldable_pair_and_keeps_eval_outputs():
         np.testing.assert_allclose(folded(x).data, model(x).data, rtol=1e-12, atol=1e-12)
     kinds = [type(m).__name__ for m in folded.modules()]
     assert kinds.count("BatchNorm1d") == 1             # the one after a ReLU cannot fold
-    assert kinds.count("Linear") == 3 and isinstance(folded[2], nn.Sequential) and len(folded[2]) == 1
+    assert kinds.count("FoldedLinear") == 2 and kinds.count("Linear") == 1   # the last one had no BN
+    assert isinstance(folded[2], nn.Sequential) and len(folded[2]) == 1
     after = model.state_dict()
     assert all(np.array_equal(before[k], after[k]) for k in before)     # the original untouched
     assert len(list(model.modules())) > len(list(folded.modules()))
@@ -262,7 +268,7 @@ def test_batch_renorm_folds_like_batch_norm(dims):
         np.testing.assert_allclose(folded(x).data, model(x).data, rtol=1e-12, atol=1e-12)
         fuse = utils.fuse_linear_bn_eval if dims == 0 else utils.fuse_conv_bn_eval
         np.testing.assert_allclose(fuse(before, renorm)(x).data, renorm(before(x)).data, rtol=1e-12, atol=1e-12)
-    assert [type(m).__name__ for m in folded] == [type(before).__name__, "ReLU"]
+    assert [type(m).__name__ for m in folded] == [{0: "FoldedLinear"}.get(dims, type(before).__name__), "ReLU"]
 
 
 @pytest.mark.parametrize("norm", [nn.GroupNorm(2, 4, dtype=np.float64), nn.LayerNorm(4, dtype=np.float64)],
@@ -309,3 +315,209 @@ def test_batch_renorm_schedule_options_and_errors():
             utils.batch_renorm_schedule(layer, **kwargs)
     with pytest.raises(ValueError, match="Sequential has no BatchRenorm layer"):
         utils.batch_renorm_schedule(nn.Sequential(nn.BatchNorm1d(2)), 0)
+
+
+# ------------------------------------------------------------------ only where the algebra holds
+def eval_trained(model, x):
+    """``model`` with running statistics away from (0, 1), from three training batches like ``x``."""
+    with mg.train_mode(), mg.no_grad():
+        for k in range(3):
+            model(mg.tensor(x.data * (1 + k) + k))
+    return model
+
+
+def test_a_linear_whose_batch_norm_normalises_another_axis_is_refused_not_folded_wrongly():
+    # Linear(6, 4) on (N, 4, 6) input maps the last axis; BatchNorm1d(4) normalises axis 1 (C = 4),
+    # not the Linear's 4 outputs: no Linear equals them, though the feature counts agree
+    mg.manual_seed(0)
+    x = data((5, 4, 6), seed=12)
+    model = eval_trained(nn.Sequential(nn.Linear(6, 4, dtype=np.float64), nn.BatchNorm1d(4, dtype=np.float64)), x)
+    with mg.eval_mode():
+        folded = utils.fold_batch_norm(model)
+        expected = model(x).data
+        with pytest.raises(ValueError, match=r"FoldedLinear .* takes input of shape \(N, 6\), got shape "
+                                             r"\(5, 4, 6\): .*batch norm normalised another axis"):
+            folded(x)
+        flat = data((7, 6), seed=13)                    # on (N, features) input the fold holds
+        np.testing.assert_allclose(folded(flat).data, model(flat).data, rtol=1e-12, atol=1e-12)
+        fused = utils.fuse_linear_bn_eval(model[0], model[1])
+        with pytest.raises(ValueError, match="takes input of shape"):
+            fused(x)
+    assert expected.shape == (5, 4, 4)
+
+
+def test_a_linear_on_three_axes_with_a_batch_norm_of_another_width_is_refused_at_folding():
+    mg.manual_seed(1)
+    x = data((5, 3, 6), seed=14)
+    model = eval_trained(nn.Sequential(nn.Linear(6, 4, dtype=np.float64), nn.BatchNorm1d(3, dtype=np.float64)), x)
+    with mg.eval_mode():
+        model(x)                                        # the model itself runs
+        with pytest.raises(ValueError, match=r"Linear has 4 outputs but BatchNorm1d has 3 features: it must "
+                                             r"normalise another axis .* and then it does not fold"):
+            utils.fold_batch_norm(model)
+
+
+def layers_and_norms():
+    from minigrad.nn import conv
+    return {"Linear": nn.Linear(3, 4, dtype=np.float64), "Conv1d": conv.Conv1d(3, 4, 3, dtype=np.float64),
+            "Conv2d": conv.Conv2d(3, 4, 3, dtype=np.float64), "ReLU": nn.ReLU(),
+            "BatchNorm1d": nn.BatchNorm1d(4, dtype=np.float64), "BatchNorm2d": nn.BatchNorm2d(4, dtype=np.float64)}
+
+
+@pytest.mark.parametrize("fuse, first, second, message", [
+    ("fuse_linear_bn_eval", "ReLU", "BatchNorm1d", r"fuse_linear_bn_eval: expected a Linear first, got ReLU"),
+    ("fuse_linear_bn_eval", "Conv1d", "BatchNorm1d", r"expected a Linear first, got Conv1d"),
+    ("fuse_linear_bn_eval", "Linear", "BatchNorm2d", r"expected a BatchNorm1d or BatchRenorm1d second .*Linear\), got BatchNorm2d"),
+    ("fuse_conv_bn_eval", "ReLU", "BatchNorm1d", r"fuse_conv_bn_eval: expected a Conv1d or Conv2d first, got ReLU"),
+    ("fuse_conv_bn_eval", "Linear", "BatchNorm1d", r"expected a Conv1d or Conv2d first, got Linear"),
+    ("fuse_conv_bn_eval", "Conv1d", "BatchNorm2d", r"expected a BatchNorm1d or BatchRenorm1d second .*Conv1d\), got BatchNorm2d"),
+    ("fuse_conv_bn_eval", "Conv2d", "BatchNorm1d", r"expected a BatchNorm2d or BatchRenorm2d second .*Conv2d\), got BatchNorm1d"),
+    ("fuse_conv_bn_eval", "Conv2d", "ReLU", r"expected a BatchNorm2d or BatchRenorm2d second .*got ReLU"),
+])
+def test_the_fusions_name_what_they_expected_and_what_came(fuse, first, second, message):
+    parts = layers_and_norms()
+    with mg.eval_mode(), pytest.raises(TypeError, match=message):
+        getattr(utils, fuse)(parts[first], parts[second])
+
+
+def test_a_subclass_is_not_folded_as_its_base():
+    class Scaled(nn.Linear):                            # computes something else than a Linear
+        def forward(self, x):
+            return super().forward(x) * 2.0
+
+    layer, bn = Scaled(3, 4, dtype=np.float64), nn.BatchNorm1d(4, dtype=np.float64)
+    with mg.eval_mode():
+        with pytest.raises(TypeError, match="expected a Linear first, got Scaled"):
+            utils.fuse_linear_bn_eval(layer, bn)
+        folded = utils.fold_batch_norm(nn.Sequential(layer, bn))       # left as it is: still equal
+        x = data((4, 3))
+        np.testing.assert_array_equal(folded(x).data, bn(layer(x)).data)
+    assert [type(m).__name__ for m in folded] == ["Scaled", "BatchNorm1d"]
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+def test_fold_batch_norm_folds_every_convolution_pair_and_leaves_mismatched_pairs(dims):
+    from minigrad.nn import conv
+    Conv, BN, Other = ((conv.Conv1d, nn.BatchNorm1d, nn.BatchNorm2d) if dims == 1 else
+                       (conv.Conv2d, nn.BatchNorm2d, nn.BatchNorm1d))
+    mg.manual_seed(dims)
+    x = data((4, 2, 7) if dims == 1 else (4, 2, 5, 6), seed=15)
+    model = eval_trained(nn.Sequential(Conv(2, 3, 3, dtype=np.float64), BN(3, dtype=np.float64), nn.ReLU(),
+                                       nn.Sequential(Conv(3, 3, 3, padding=1, dtype=np.float64), BN(3, dtype=np.float64)),
+                                       Conv(3, 2, 1, bias=False, dtype=np.float64)), x)
+    with mg.eval_mode():
+        folded = utils.fold_batch_norm(model)
+        np.testing.assert_allclose(folded(x).data, model(x).data, rtol=1e-12, atol=1e-12)
+    assert [type(m).__name__ for m in folded.modules()] == ["Sequential", Conv.__name__, "ReLU", "Sequential",
+                                                            Conv.__name__, Conv.__name__]
+    with mg.eval_mode():                                # a conv before the other kind: not a pair
+        mismatched = utils.fold_batch_norm(nn.Sequential(Conv(2, 3, 3, dtype=np.float64), Other(3, dtype=np.float64)))
+    assert [type(m).__name__ for m in mismatched] == [Conv.__name__, Other.__name__]
+
+
+# ------------------------------------------------------------------ recompute_bn_stats
+def population_model():
+    mg.manual_seed(20)
+    model = nn.Sequential(nn.BatchNorm1d(C, momentum=None, dtype=np.float64),
+                          nn.Linear(C, 2, dtype=np.float64),
+                          nn.BatchNorm1d(2, momentum=0.1, dtype=np.float64))
+    model[0].weight.data[...] = [1.5, 0.5, 2.0]
+    model[0].bias.data[...] = [0.1, -0.2, 0.3]
+    return model
+
+
+@pytest.mark.parametrize("training_before", [True, False])
+def test_recompute_bn_stats_against_a_hand_computation(training_before):
+    model = population_model()
+    rng = np.random.default_rng(21)
+    with mg.train_mode():                              # stale statistics that must be replaced
+        model(mg.tensor(rng.standard_normal((10, C)) * 5 + 7))
+    sizes = (5, 8, 3)
+    xs = [rng.standard_normal((n, C)) * (i + 1) + 2 * i for i, n in enumerate(sizes)]
+    batches = [(xs[0], np.zeros(5)), xs[1], mg.tensor(xs[2])]   # (X, y) pairs, arrays, Tensors
+    mg.set_training(training_before)
+
+    assert nn.recompute_bn_stats(model, batches) == 3
+
+    assert mg.is_training() is training_before and mg.is_grad_enabled()
+    assert model[0].momentum is None and model[2].momentum == 0.1
+    assert all(p.grad is None for p in model.parameters())
+    total = sum(sizes)
+    # first BN sees the batches themselves
+    expected_mean = sum(n * x.mean(0) for n, x in zip(sizes, xs)) / total
+    expected_var = sum(n * x.var(0, ddof=1) for n, x in zip(sizes, xs)) / total
+    np.testing.assert_allclose(model[0].running_mean, expected_mean, rtol=1e-12)
+    np.testing.assert_allclose(model[0].running_var, expected_var, rtol=1e-12)
+    # second BN sees Linear(batch-normalised batch), normalised with each batch's own statistics
+    w1, b1 = model[0].weight.data, model[0].bias.data
+    lin = model[1]
+    hidden = [reference_bn(x, w1, b1)[0] @ lin.weight.data.T + lin.bias.data for x in xs]
+    expected_mean = sum(n * h.mean(0) for n, h in zip(sizes, hidden)) / total
+    expected_var = sum(n * h.var(0, ddof=1) for n, h in zip(sizes, hidden)) / total
+    np.testing.assert_allclose(model[2].running_mean, expected_mean, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(model[2].running_var, expected_var, rtol=1e-12)
+
+
+def test_recompute_bn_stats_restores_momentum_after_an_error():
+    model = population_model()
+    bad = [np.ones((4, C)), np.ones((1, C))]           # the second batch has one value per channel
+    mg.set_training(False)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        nn.recompute_bn_stats(model, bad)
+    assert model[0].momentum is None and model[2].momentum == 0.1 and mg.is_training() is False
+
+
+def test_recompute_bn_stats_needs_batches():
+    with pytest.raises(ValueError, match="no batches"):
+        nn.recompute_bn_stats(population_model(), [])
+
+
+def test_recompute_bn_stats_is_all_or_nothing():
+    model = population_model()
+    with mg.train_mode():
+        model(mg.tensor(np.random.default_rng(3).standard_normal((6, C))))
+    before = model.state_dict()
+    for bad in ([np.ones((4, C)) * 3, np.ones((1, C))], []):
+        with pytest.raises(ValueError):
+            nn.recompute_bn_stats(model, bad)
+        after = model.state_dict()
+        assert all(np.array_equal(before[k], after[k]) for k in before)
+    with pytest.raises(ValueError, match="estimator must be 'paper' or 'pooled'"):
+        nn.recompute_bn_stats(model, [np.ones((4, C))], estimator="ema")
+    nn.recompute_bn_stats(model, [np.ones((4, C)) * np.arange(4)[:, None]])
+    assert all(not m._forward_pre_hooks for m in model.modules())     # its hooks are gone again
+
+
+def test_recompute_bn_stats_pooled_estimator_is_the_variance_of_all_values():
+    """PreciseBN's estimator: the biased variance of every value around the population mean,
+    which also counts how the batch means scatter (the paper's estimator does not)."""
+    model = population_model()
+    rng = np.random.default_rng(22)
+    sizes = (5, 8, 3)
+    xs = [rng.standard_normal((n, C)) * (i + 1) + 3 * i for i, n in enumerate(sizes)]
+    assert nn.recompute_bn_stats(model, xs, estimator="pooled") == 3
+    everything = np.concatenate(xs)
+    np.testing.assert_allclose(model[0].running_mean, everything.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(model[0].running_var, everything.var(0), rtol=1e-12)   # ddof=0
+    paper = population_model()
+    nn.recompute_bn_stats(paper, xs)
+    assert np.all(model[0].running_var > paper[0].running_var)      # the means' scatter counts
+
+
+def test_recompute_bn_stats_on_conv_shaped_input_counts_every_position():
+    layer = nn.BatchNorm2d(2, momentum=0.3, dtype=np.float64)
+    mg.nn.utils.freeze_batch_norm(layer)                            # frozen layers are recomputed too
+    rng = np.random.default_rng(23)
+    xs = [rng.standard_normal((n, 2, 3, 2)) + i for i, n in enumerate((2, 5))]
+    for estimator in ("paper", "pooled"):
+        nn.recompute_bn_stats(layer, xs, estimator=estimator)
+        values = [x.transpose(1, 0, 2, 3).reshape(2, -1) for x in xs]          # (C, N·H·W)
+        weights = np.array([v.shape[1] for v in values])                       # 12 and 30 values
+        mean = sum(w * v.mean(1) for w, v in zip(weights, values)) / weights.sum()
+        np.testing.assert_allclose(layer.running_mean, mean, rtol=1e-12)
+        if estimator == "paper":
+            var = sum(w * v.var(1, ddof=1) for w, v in zip(weights, values)) / weights.sum()
+        else:
+            var = np.concatenate(values, axis=1).var(1)
+        np.testing.assert_allclose(layer.running_var, var, rtol=1e-12)
+    assert layer.frozen and layer.momentum == 0.3 and int(layer.num_batches_tracked) == 0

@@ -1,6 +1,9 @@
 """Elementwise ops: forward against numpy, gradients against finite differences (float64, random
-upstream gradient, via mg.gradcheck), broadcasting, a tensor used twice, second order.
+upstream gradient, via mg.gradcheck), broadcasting, a tensor used twice, second order; the result
+dtype by PyTorch's promotion rules (an explicit table, and every pair against torch).
 """
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -238,3 +241,160 @@ def test_pow_against_torch():
     np.testing.assert_allclose((x ** t).data, (xt ** tt).detach().numpy())
     np.testing.assert_allclose(x.grad, xt.grad.numpy(), equal_nan=True)
     np.testing.assert_allclose(t.grad, tt.grad.numpy(), equal_nan=True)
+
+
+# ------------------------------------------------------------------ dtype promotion (PyTorch's rules)
+def operand(spec):
+    """'float32[2]' -> an array with an axis, 'float32[]' -> a 0-d array, else a Python number."""
+    if spec.endswith("]"):
+        dtype, shape = spec[:-1].split("[")
+        return np.ones((2,) if shape else (), dtype)
+    return {"True": True, "2": 2, "2.5": 2.5, "1j": 1j, "np.float64": np.float64(2.0),
+            "np.float32": np.float32(2.0), "np.int64": np.int64(2)}[spec]
+
+
+# a, b, the dtype of a + b, a * b (and a - b unless a bool is involved) -- the docs' table
+PROMOTION = [
+    ("float32[2]", "int64[2]", "float32"),         # numpy: float64
+    ("float32[2]", "float64[]", "float32"),        # numpy: float64; a 0-d operand ranks lower
+    ("float32[2]", "float64[2]", "float64"),       # same rank: promoted
+    ("float32[]", "float64[]", "float64"),
+    ("float32[2]", "2.5", "float32"),
+    ("float32[2]", "np.float64", "float32"),       # numpy scalars count as Python numbers
+    ("float16[2]", "2.5", "float16"),
+    ("float16[2]", "int64[2]", "float16"),         # numpy: float64
+    ("int64[2]", "2.5", "float32"),                # numpy: float64
+    ("int64[2]", "float64[]", "float64"),          # a higher category wins whatever its rank
+    ("int32[2]", "int64[]", "int32"),              # numpy: int64
+    ("int32[2]", "2", "int32"),
+    ("uint8[2]", "int64[]", "uint8"),
+    ("int8[2]", "uint8[2]", "int16"),
+    ("int64[]", "2.5", "float32"),
+    ("bool[2]", "2", "int64"),
+    ("bool[2]", "int8[]", "int8"),
+    ("float32[2]", "1j", "complex64"),
+    ("float64[2]", "1j", "complex128"),
+    ("int64[2]", "1j", "complex64"),
+    ("float32[2]", "complex128[]", "complex64"),
+]
+
+
+@pytest.mark.parametrize("a, b, expected", PROMOTION, ids=[f"{a}-{b}" for a, b, _ in PROMOTION])
+def test_binary_ops_promote_as_pytorch_does(a, b, expected):
+    x, y = operand(a), operand(b)
+    for left, right in ((x, y), (y, x)):                 # the rules are symmetric
+        ops = [lambda p, q: p + q, lambda p, q: p * q] + ([lambda p, q: p - q] if "bool" not in a else [])
+        for op in ops:
+            result = op(*(mg.tensor(v) if isinstance(v, np.ndarray) else v for v in (left, right)))
+            assert result.dtype == np.dtype(expected), (a, b, result.dtype)
+    assert elementwise.result_type(x, y) == np.dtype(expected)
+
+
+DIVISION = [("int64[2]", "int64[2]", "float32"), ("int32[2]", "2", "float32"),
+            ("bool[2]", "bool[2]", "float32"), ("int64[2]", "float64[]", "float64"), ("float32[2]", "int64[2]", "float32"),
+            ("float64[2]", "2", "float64")]
+POWER = [("int64[2]", "2", "int64"), ("int64[2]", "2.5", "float32"), ("2.5", "int64[2]", "float32"),
+         ("float32[2]", "float64[]", "float32"), ("float32[2]", "int64[2]", "float32")]
+
+
+@pytest.mark.parametrize("a, b, expected", DIVISION, ids=[f"{a}-{b}" for a, b, _ in DIVISION])
+def test_true_division_of_integers_gives_float32(a, b, expected):
+    x, y = (mg.tensor(v) if isinstance(v, np.ndarray) else v for v in (operand(a), operand(b)))
+    assert (x / y).dtype == np.dtype(expected)
+
+
+@pytest.mark.parametrize("a, b, expected", POWER, ids=[f"{a}-{b}" for a, b, _ in POWER])
+def test_power_promotes_as_pytorch_does(a, b, expected):
+    x, y = (mg.tensor(v) if isinstance(v, np.ndarray) else v for v in (operand(a), operand(b)))
+    assert (x ** y).dtype == np.dtype(expected)
+
+
+@pytest.mark.parametrize("op", [lambda t: t.exp(), lambda t: t.log(), lambda t: t.sqrt()],
+                         ids=["exp", "log", "sqrt"])
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.bool_])
+def test_float_functions_of_integers_give_float32(op, dtype):
+    x = mg.tensor(np.array([1, 4], dtype))
+    y = op(x)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y.data, op(mg.tensor(np.array([1.0, 4.0] if dtype is not np.bool_
+                                                                else [1.0, 1.0]))).data, rtol=1e-6)
+
+
+def test_promotion_keeps_values_exact():
+    x = mg.tensor(np.array([1, -2, 3], np.int8))
+    np.testing.assert_array_equal((x * 2.5).data, [2.5, -5.0, 7.5])
+    wrapped = x + np.array(250, np.uint8)                 # int8 array ⊕ uint8 0-d: int8, wrapping
+    assert wrapped.dtype == np.int8
+    np.testing.assert_array_equal(wrapped.data, [-5, -8, -3])
+    np.testing.assert_allclose((mg.tensor(np.array([1, 2])) / 3).data, np.float32([1 / 3, 2 / 3]))
+
+
+def test_a_float32_model_stays_float32():
+    rng = np.random.default_rng(0)
+    w = mg.tensor(rng.standard_normal((3, 2)).astype(np.float32), requires_grad=True)
+    x = mg.tensor(rng.standard_normal((4, 3)).astype(np.float32))
+    labels = mg.tensor(np.array([[0], [1], [1], [0]]))          # int64
+    scale = mg.tensor(np.float64(0.5))                            # a float64 0-d tensor
+    h = (x @ w) * scale + np.array(1.0) - labels / 2 + labels * 0.5 + (w ** 2).sum() * np.float64(1e-3)
+    loss = (h * h).mean() / 2
+    assert h.dtype == np.float32 and loss.dtype == np.float32
+    loss.backward()
+    assert w.grad.dtype == np.float32
+
+
+def test_subtraction_with_a_bool_is_refused_as_in_pytorch():
+    mask = mg.tensor(np.array([True, False]))
+    for left, right in ((mask, 1), (1.0, mask), (mg.tensor([1.0, 2.0]), True), (mask, mask)):
+        with pytest.raises(TypeError, match="bool"):
+            left - right
+
+
+def test_an_operand_that_is_not_a_number_is_refused():
+    with pytest.raises(TypeError, match=r"expected a Tensor, an array or a number.*str"):
+        mg.tensor(np.ones(2, np.float32)) + "a"
+
+
+TORCH_DTYPES = ["bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64",
+                "complex64", "complex128"]
+SCALARS = ["True", "2", "2.5", "1j", "np.float64", "np.float32", "np.int64"]
+TORCH_OPS = {"+": lambda p, q: p + q, "-": lambda p, q: p - q, "*": lambda p, q: p * q,
+             "/": lambda p, q: p / q, "**": lambda p, q: p ** q}
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("name", list(TORCH_OPS))
+def test_promotion_against_torch(name):
+    """Every pair of an array (with an axis or 0-d) of 11 dtypes and a Python/numpy number: the
+    result dtype equals torch's, or both refuse. Left out: what torch cannot compute (complex
+    float16 division and powers) and powers of booleans, where minigrad keeps numpy's int8."""
+    torch = pytest.importorskip("torch")
+    op = TORCH_OPS[name]
+    specs = [f"{d}[{s}]" for d in TORCH_DTYPES for s in ("2", "")] + SCALARS
+    checked = 0
+    for a in specs:
+        for b in specs:
+            x, y = operand(a), operand(b)
+            if not (isinstance(x, np.ndarray) or isinstance(y, np.ndarray)):
+                continue
+            complex_half = "float16" in a + b and ("complex" in a + b or "1j" in (a, b))
+            if (name == "**" and "bool" in a + b) or (name in ("/", "**") and complex_half):
+                continue
+            try:
+                expected = str(op(*(torch.from_numpy(v.copy()) if isinstance(v, np.ndarray) else v
+                                    for v in (x, y))).dtype).replace("torch.", "")
+            except (RuntimeError, TypeError):
+                expected = "refused"
+            try:
+                got = str(op(*(mg.tensor(v) if isinstance(v, np.ndarray) else v for v in (x, y))).dtype)
+            except (TypeError, ValueError):
+                got = "refused"
+            assert got == expected.replace("complex32", "complex64"), (a, name, b)
+            checked += 1
+    assert checked > 600
+
+
+def test_log_of_a_number_as_pow_s_backward_uses_it():
+    assert elementwise.log(math.e) == pytest.approx(1.0)
+    assert elementwise.log(0.0) == -math.inf and elementwise.log(0) == -math.inf
+    assert math.isnan(elementwise.log(-1.0))
+    assert elementwise.log(np.float32(1.0)) == 0.0

@@ -135,3 +135,23 @@ def test_linear_shape_error():
     from minigrad.nn import functional as F
     with pytest.raises(ValueError, match=r"3 features.*\(2, 3\).*\(4, 5\)"):
         F.linear(leaf((4, 5)), leaf((2, 3)), None)
+
+
+@pytest.mark.parametrize("a_dtype, b_dtype", [(np.float32, np.float64), (np.float64, np.float32),
+                                              (np.int64, np.float32)], ids=str)
+def test_matmul_of_two_dtypes_is_refused_as_in_pytorch(a_dtype, b_dtype):
+    a = mg.tensor(np.ones((2, 3), a_dtype))
+    b = mg.tensor(np.ones((3, 2), b_dtype))
+    with pytest.raises(TypeError, match=rf"matmul: both operands need the same dtype, got "
+                                        rf"{np.dtype(a_dtype)} and {np.dtype(b_dtype)}"):
+        a @ b
+    with pytest.raises(TypeError, match="same dtype"):
+        np.ones((2, 3), a_dtype) @ mg.tensor(np.ones(3, b_dtype))     # a numpy operand too
+
+
+def test_matmul_of_one_dtype_keeps_it():
+    for dtype in (np.float32, np.float64, np.int64):
+        a, b = mg.tensor(np.ones((2, 3), dtype)), mg.tensor(np.ones((3,), dtype))
+        assert (a @ b).dtype == dtype
+    x = mg.tensor(np.ones(3, np.float32))
+    assert (x @ [1.0, 2.0, 3.0]).dtype == np.float32                 # a list: mg.tensor's float32

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes
 
 import minigrad as mg
+from minigrad.autograd.function import saved_intermediates
 from minigrad.ops.reduce import keep_shape
 
 
@@ -176,3 +177,52 @@ def test_max_keeps_unreduced_size_one_axes():
     y.backward(g)
     expected = (x.data == x.data.max(axis=2, keepdims=True)) * g[:, :, None]
     np.testing.assert_array_equal(x.grad, expected)
+
+
+NAN = np.nan
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_max_sends_the_gradient_to_the_nan_entries():
+    x = mg.tensor(np.array([[1.0, NAN, 3.0, 2.0], [2.0, 5.0, 5.0, 1.0], [NAN, 0.0, NAN, 9.0]]),
+                  requires_grad=True)
+    y = x.max(axis=1)
+    assert np.isnan(y.data[0]) and y.data[1] == 5.0 and np.isnan(y.data[2])
+    y.backward(np.array([2.0, 3.0, 4.0]))
+    np.testing.assert_array_equal(x.grad, [[0.0, 2.0, 0.0, 0.0],       # the NaN takes it all
+                                           [0.0, 1.5, 1.5, 0.0],       # a tie splits it
+                                           [2.0, 0.0, 2.0, 0.0]])      # two NaNs split it
+    x.grad = None
+    x.max().backward()                                  # axis=None: the three NaNs share it
+    np.testing.assert_allclose(x.grad, np.isnan(x.data) / 3.0)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_max_with_nan_against_torch():
+    torch = pytest.importorskip("torch")
+    values = np.array([[1.0, NAN, 3.0, NAN], [2.0, 5.0, 5.0, 1.0], [0.0, NAN, -1.0, 4.0]])
+    x, xt = mg.tensor(values, requires_grad=True), torch.tensor(values, requires_grad=True)
+    x.max().backward()
+    torch.max(xt).backward()                            # the whole tensor: evenly over the NaNs
+    np.testing.assert_array_equal(x.grad, xt.grad.numpy())
+    rows = [0, 2]                                       # torch.max(dim) sends it to the first NaN;
+    x.grad, xt.grad = None, None                        # with one NaN per row that is ours too
+    x[rows].max(axis=1).backward(np.array([1.5, -2.0]))
+    torch.max(xt[rows], dim=1).values.backward(torch.tensor([1.5, -2.0], dtype=torch.float64))
+    np.testing.assert_array_equal(x.grad[2], xt.grad.numpy()[2])
+    np.testing.assert_array_equal(x.grad[1], [0.0] * 4)
+
+
+def test_max_saves_its_weights_as_declared_constants():
+    x = leaf((3, 4))
+    y = x.max(axis=1)
+    assert y.grad_fn.fn.saves_constants and saved_intermediates(y.grad_fn, y) == (0,)
+    assert mg.gradgradcheck(lambda t: t.max(axis=1) * t.max(axis=1), [x])
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.bool_])
+def test_mean_of_integers_is_float32(dtype):
+    x = mg.tensor(np.array([[1, 2], [4, 0]], dtype))
+    assert x.mean().dtype == np.float32 and x.mean(axis=0).dtype == np.float32
+    np.testing.assert_allclose(x.mean(axis=1).data, x.data.mean(axis=1), rtol=1e-7)
+    assert x.sum().dtype == np.int64                    # sums of integers stay integers, as torch

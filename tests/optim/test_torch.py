@@ -1,8 +1,9 @@
 """Optional: optimizers against PyTorch (skipped when torch is not installed).
 
 Parameter groups step for step in float64, the errors and warnings of the constructor, the
-state_dict layout (indices, entry names, hyperparameters) and loading AdamW's state into Adam,
-and what Module.load_state_dict accepts where torch's copy_ would lose nothing.
+state_dict layout (indices, entry names, hyperparameters), loading AdamW's state into Adam and
+a real torch optimizer's state_dict into ours (then stepping on as torch does), and what
+Module.load_state_dict accepts where torch's copy_ would lose nothing.
 """
 import warnings
 
@@ -189,3 +190,51 @@ def test_module_load_state_dict_refuses_what_torch_would_truncate():
     state["num_batches_tracked"] = np.array(2.5)
     with pytest.raises(ValueError, match="num_batches_tracked: int64 cannot hold"):
         ours.load_state_dict(state)                     # ... we refuse
+
+
+LOADABLE = {
+    "sgd": ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)),
+    "sgd_plain": ("SGD", dict(lr=0.1)),
+    "adam": ("Adam", dict(lr=0.01, betas=(0.8, 0.95), weight_decay=0.1)),
+    "adamw": ("AdamW", dict(lr=0.01)),
+}
+
+
+@pytest.mark.parametrize("case", LOADABLE, ids=LOADABLE.keys())
+def test_a_pytorch_optimizer_s_state_dict_loads_and_steps_on_as_torch(case):
+    # torch's state_dict as it is: foreach=None, fused=None, ... ("step" a float tensor)
+    name, kwargs = LOADABLE[case]
+    ours, theirs = pair()
+    ref = getattr(torch.optim, name)(groups(theirs, [{}, dict(lr=0.02)]), **kwargs)
+    rng = np.random.default_rng(2)
+    grads = [[rng.standard_normal(s) for s in SHAPES] for _ in range(6)]
+    for step in grads[:3]:
+        for t, g in zip(theirs, step):
+            t.grad = torch.tensor(g)
+        ref.step()
+    for p, t in zip(ours, theirs):
+        p.data[...] = t.detach().numpy()
+    opt = getattr(optim, name)(groups(ours, [{}, {}]), lr=0.5)         # other hyperparameters, no state
+    opt.load_state_dict(ref.state_dict())
+    assert opt.param_groups[1]["lr"] == 0.02 and set(opt.param_groups[0]) == {"params", *opt.defaults}
+    for step in grads[3:]:
+        for p, t, g in zip(ours, theirs, step):
+            p.grad, t.grad = g, torch.tensor(g)
+        opt.step()
+        ref.step()
+        for p, t in zip(ours, theirs):
+            np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name, kwargs, message", [
+    ("SGD", dict(lr=0.1, maximize=True), "maximize=True"),
+    ("Adam", dict(lr=0.1, amsgrad=True), "amsgrad=True"),
+    ("AdamW", dict(lr=0.1, foreach=True), "foreach=True"),
+])
+def test_a_pytorch_state_dict_with_an_option_minigrad_lacks_is_refused_by_name(name, kwargs, message):
+    _, theirs = pair()
+    ref = getattr(torch.optim, name)(theirs, **kwargs)
+    opt = getattr(optim, name)(pair()[0], lr=0.1)
+    with pytest.raises(ValueError, match=rf"param_groups\[0\] has {message}: minigrad's {name} does not have this option"):
+        opt.load_state_dict(ref.state_dict())
+    assert opt.lr == 0.1 and not opt.state

@@ -1,0 +1,1 @@
+"""bn_distributed.py's parts: report.py (table, conclusions, figure)."""
