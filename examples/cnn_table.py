@@ -36,16 +36,6 @@ ROWS = {
 }
 
 
-def parse_seeds(text):
-    try:
-        seeds = [int(s) for s in text.split(",")]
-    except ValueError:
-        seeds = []
-    if not seeds or min(seeds) < 0:
-        raise argparse.ArgumentTypeError(f"expected comma-separated seeds >= 0 such as 0,1,2, got {text!r}")
-    return seeds
-
-
 def parse_rows(text):
     if text == "all":
         return list(ROWS)
@@ -59,7 +49,7 @@ def parse_rows(text):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--seeds", type=parse_seeds, default="0,1,2", help="seeds per row")
+    p.add_argument("--seeds", type=cli.parse_seeds, default="0,1,2", help="seeds per row")
     p.add_argument("--epochs", type=cli.number(int, 1), help="epochs per run (default: train_cnn's)")
     p.add_argument("--rows", type=parse_rows, default="all", help="';'-separated row names, or all")
     p.add_argument("--json", metavar="PATH", help="also write every run's numbers to PATH")

@@ -3,11 +3,12 @@
     python examples/figures.py [--out docs/figures] [--threads N]
 
 Runs each study as its own command with --plot (python examples/bn_inference.py,
-bn_after_training.py, train_cnn.py, and bn_distributed.py, which launches mpiexec itself: without
-mpi4py it is skipped, with a line saying so), so every figure's caption names the command that
-made it, with one BLAS thread (or --threads), and draws the composed and the fused batch-norm
-graphs with Graphviz (``apt-get install graphviz``; without ``dot`` those two are skipped, with a
-line saying so). Needs matplotlib (pip install -e ".[plot]"). Takes about four minutes on 2 cores.
+bn_after_training.py, train_cnn.py, small_batches.py, and bn_distributed.py, which launches
+mpiexec itself: without mpi4py it is skipped, with a line saying so), so every figure's caption
+names the command that made it, with one BLAS thread (or --threads), and draws the composed and
+the fused batch-norm graphs with Graphviz (``apt-get install graphviz``; without ``dot`` those two
+are skipped, with a line saying so). Needs matplotlib (pip install -e ".[plot]"). Takes about
+twelve minutes on 2 cores, eight of them small_batches.py's 108 training runs.
 """
 import helpers  # noqa: F401  (first: one BLAS thread before numpy loads; helpers/threads.py)
 
@@ -84,6 +85,7 @@ def main(argv=None):
     study("bn_inference.py", "--plot", out, *more)
     study("bn_after_training.py", "--plot", out, "--quiet", *more)
     study("train_cnn.py", "--plot", os.path.join(out, "train_cnn.png"), "--quiet", *more)
+    study("small_batches.py", "--plot", out, "--quiet", *more)
     if have_mpi():
         study("bn_distributed.py", "--plot", out, "--quiet", *more)
     else:

@@ -2,14 +2,19 @@
 validation accuracy with batch norm's running statistics after every epoch.
 
     [mpiexec -n P] python examples/train_cnn.py [--data mnist1d|digits] [--model logistic|mlp|cnn]
-        [--bn fused|composed|none] [--sync-bn] [--shuffle-positions] [--epochs N] [--batch-size B]
-        [--lr LR] [--schedule cosine|constant] [--seed S] [--metrics PATH] [--save CKPT]
-        [--resume CKPT] [--plot PNG] [--quiet] [--threads N]
+        [--norm batch|renorm|group|layer|none] [--bn fused|composed] [--sync-bn]
+        [--shuffle-positions] [--epochs N] [--batch-size B] [--lr LR] [--schedule cosine|constant]
+        [--seed S] [--metrics PATH] [--save CKPT] [--resume CKPT] [--plot PNG] [--quiet]
+        [--threads N]
 
 MNIST-1D's CNN is the paper's (Greydanus & Kobak 2020): three Conv1d of 25 channels (kernel 5
-stride 2 pad 1, then kernel 3 stride 2 pad 1 twice), each followed by BatchNorm1d (unless
---bn none) and ReLU, then Linear(125, 10). The digits' CNN sees 1x8x8 images: Conv2d -> BatchNorm2d
--> ReLU -> MaxPool2d, twice, then Linear (models in helpers/models.py). --shuffle-positions applies
+stride 2 pad 1, then kernel 3 stride 2 pad 1 twice), each followed by a normalisation and ReLU,
+then Linear(125, 10). The digits' CNN sees 1x8x8 images: Conv2d -> norm -> ReLU -> MaxPool2d,
+twice, then Linear (models in helpers/models.py). --norm picks the normalisation: batch
+(BatchNorm, the default), renorm (BatchRenorm, its clip bounds relaxed over the run), group
+(GroupNorm, 5 groups of 5 channels; 4 groups on the digits), layer (LayerNorm over each sample's
+(C, L) values) or none; --bn picks its form, fused (one op) or composed (primitive ops), and
+--bn none, from before --norm, still means --norm none. --shuffle-positions applies
 one fixed permutation to the input positions (the paper's test of a CNN's spatial prior). AdamW
 (PyTorch's default weight decay 1e-2), its learning rate decayed along a cosine over the epochs by
 default. The validation split is a seeded stratified part of the training set; the test set is
@@ -37,8 +42,8 @@ from minigrad.data import DataLoader, DistributedSampler
 from minigrad.nn import functional as F
 from minigrad.nn.parallel import DistributedDataParallel
 
-DEFAULTS = {"data": "mnist1d", "model": "cnn", "bn": "fused", "sync_bn": False, "shuffle_positions": False,
-            "epochs": 100, "batch_size": 100, "lr": 1e-2, "schedule": "cosine", "seed": 0}
+DEFAULTS = {"data": "mnist1d", "model": "cnn", "norm": "batch", "bn": "fused", "sync_bn": False,
+            "shuffle_positions": False, "epochs": 100, "batch_size": 100, "lr": 1e-2, "schedule": "cosine", "seed": 0}
 
 
 def evaluate(model, X, y):
@@ -52,13 +57,14 @@ def main(argv=None):
     """Run from the command line; returns {"history", "config", "test_acc", "model"}."""
     parser = make_parser()
     args = cli.parse(parser, argv, files=("metrics", "save", "plot"))
+    fold_bn_none(parser, args)
     # the options that define a run (CHECKS' keys): a resumed run takes them from the checkpoint
     config, checkpoint = runs.resolve_config(parser, args, DEFAULTS, CHECKS, "train_cnn.py", check_config)
 
     X_train, y_train, X_val, y_val, X_test, y_test = models.load_data(config["data"], config["model"],
                                                                       config["shuffle_positions"])
     mg.manual_seed(config["seed"])
-    model = models.build_model(config["data"], config["model"], config["bn"])
+    model = models.build_model(config["data"], config["model"], config["bn"], config["norm"])
     if config["sync_bn"]:                  # batch statistics over every process's share of the batch
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     optimizer = mg.optim.AdamW(model.parameters(), lr=config["lr"])   # PyTorch's weight_decay 1e-2
@@ -75,12 +81,15 @@ def main(argv=None):
     with runs.Log(parser, args, config, config["epochs"], "train_cnn") as log:   # table, metrics, --save, bar
         start = log.begin(checkpoint, model, optimizer)     # epochs already done: 0 unless --resume
         loader.set_epoch(start)      # epoch k's batch order depends on (seed, k) only
+        steps = config["epochs"] * len(loader)              # the run's optimizer steps
         for epoch in range(start + 1, config["epochs"] + 1):
             for group in optimizer.param_groups:
                 group["lr"] = models.learning_rate(config, epoch)   # cosine: a function of the epoch
             loss_sum, correct, seen = 0.0, 0, 0
             with mg.train_mode():                           # batch norm: each batch's statistics
-                for xb, yb in log.batches(loader, epoch):
+                for i, (xb, yb) in enumerate(log.batches(loader, epoch)):
+                    if config["norm"] == "renorm":          # BatchRenorm: relax its clip bounds
+                        models.renorm_bounds(model, (epoch - 1) * len(loader) + i, steps)
                     logits = ddp(mg.tensor(xb))             # forward: (B, 1, 40) or (B, 40) -> (B, 10)
                     loss = F.cross_entropy(logits, yb)      # mean over the batch
                     optimizer.zero_grad()
@@ -109,8 +118,11 @@ def main(argv=None):
 
 
 def describe(config):
-    """"cnn, bn=fused" / "mlp, bn=none, shuffled positions" / "cnn, bn=fused, SyncBatchNorm"."""
-    return (f"{config['model']}, bn={config['bn']}" + (", SyncBatchNorm" if config["sync_bn"] else "")
+    """"cnn, norm=batch (fused)" / "mlp, norm=none, shuffled positions" / "cnn, norm=batch (fused),
+    SyncBatchNorm"."""
+    norm = "none" if config["model"] == "logistic" else config["norm"]
+    return (f"{config['model']}, norm={norm}" + (f" ({config['bn']})" if norm != "none" else "")
+            + (", SyncBatchNorm" if config["sync_bn"] else "")
             + (", shuffled positions" if config["shuffle_positions"] else ""))
 
 
@@ -121,11 +133,14 @@ def split(config):
 
 
 def plot(history, config, test_acc, args, argv):
-    """Training curves, titled with the model, its batch norm and the final test accuracy."""
+    """Training curves, titled with the model, its normalisation and the final test accuracy."""
     model = {"cnn": "CNN", "mlp": "MLP", "logistic": "Logistic regression"}[config["model"]]
-    layer = "BatchNorm2d" if config["data"] == "digits" and config["model"] == "cnn" else "BatchNorm1d"
+    layer = {"batch": "BatchNorm", "renorm": "BatchRenorm", "group": "GroupNorm",
+             "layer": "LayerNorm"}.get(config["norm"])
+    if config["norm"] in ("batch", "renorm"):
+        layer += "2d" if config["data"] == "digits" and config["model"] == "cnn" else "1d"
     layer = "SyncBatchNorm" if config["sync_bn"] else layer
-    norm = "no batch norm" if config["bn"] == "none" or config["model"] == "logistic" else f"{layer} ({config['bn']})"
+    norm = "no normalisation" if layer is None or config["model"] == "logistic" else f"{layer} ({config['bn']})"
     data = {"mnist1d": "MNIST-1D", "digits": "the 8x8 digits"}[config["data"]]
     plots.plot_history(history, args.plot,
                        title=f"{model} with {norm} on {data}"
@@ -140,7 +155,8 @@ def plot(history, config, test_acc, args, argv):
 # ------------------------------------------------------------------ command line
 # Each run option's one check (argparse type, and a resumed checkpoint's); the keys define a run.
 CHECKS = {"data": cli.choice("mnist1d", "digits"), "model": cli.choice("logistic", "mlp", "cnn"),
-          "bn": cli.choice("fused", "composed", "none"), "sync_bn": cli.boolean, "shuffle_positions": cli.boolean,
+          "norm": cli.choice(*models.NORMS), "bn": cli.choice("fused", "composed"), "sync_bn": cli.boolean,
+          "shuffle_positions": cli.boolean,
           "epochs": cli.number(int, 1), "batch_size": cli.number(int, 2),
           "lr": cli.number(float, above=0), "schedule": cli.choice("cosine", "constant"),
           "seed": cli.number(int, 0)}
@@ -151,8 +167,12 @@ def make_parser():
     # Run options default to None: "not given", so --resume can take them from the checkpoint.
     p.add_argument("--data", type=CHECKS["data"], metavar="{mnist1d,digits}", help="default mnist1d")
     p.add_argument("--model", type=CHECKS["model"], metavar="{logistic,mlp,cnn}", help="default cnn")
-    p.add_argument("--bn", type=CHECKS["bn"], metavar="{fused,composed,none}",
-                   help="batch norm after each conv / hidden layer (default fused)")
+    p.add_argument("--norm", type=CHECKS["norm"], metavar="{" + ",".join(models.NORMS) + "}",
+                   help="the normalisation after each conv / hidden layer (default batch; group: "
+                        "CNN only)")
+    p.add_argument("--bn", type=cli.choice("fused", "composed", "none"), metavar="{fused,composed}",
+                   help="the normalisation's form: fused, one op with a hand-written backward "
+                        "(default), or composed of primitive ops; --bn none is --norm none")
     p.add_argument("--sync-bn", action="store_const", const=True,
                    help="under mpiexec: batch norm over the whole batch, every process's (SyncBatchNorm)")
     p.add_argument("--shuffle-positions", action="store_const", const=True,
@@ -169,12 +189,26 @@ def make_parser():
     return p
 
 
+def fold_bn_none(parser, args):
+    """--bn none (from before --norm) is --norm none; beside another --norm it is a contradiction."""
+    if args.bn == "none":
+        if args.norm not in (None, "none"):
+            parser.error(f"--bn none means no normalisation but --norm {args.norm} asks for one: drop "
+                         f"--bn none (--bn chooses the form, fused or composed)")
+        args.bn, args.norm = None, "none"
+
+
 def check_config(config):
-    """What no single option's check sees: --sync-bn needs batch norm, the batch must split."""
+    """What no single option's check sees: --sync-bn needs batch norm, GroupNorm needs channels,
+    the batch must split."""
     problems = ranks.batch_problems(config)
-    if config["sync_bn"] and (config["bn"] == "none" or config["model"] == "logistic"):
-        problems.append("--sync-bn needs batch norm: a model with --bn fused or composed, not "
-                        + ("--bn none" if config["bn"] == "none" else "--model logistic"))
+    if config["sync_bn"] and (config["norm"] != "batch" or config["model"] == "logistic"):
+        problems.append("--sync-bn needs batch norm (SyncBatchNorm replaces BatchNorm layers only): --norm "
+                        "batch and a model with hidden layers, not "
+                        + (f"--norm {config['norm']}" if config["norm"] != "batch" else "--model logistic"))
+    if config["norm"] == "group" and config["model"] == "mlp":
+        problems.append("--norm group needs a CNN (it groups a conv layer's channels); for the MLP use --norm "
+                        "layer (GroupNorm(1, h) is LayerNorm(h))")
     return problems
 
 

@@ -73,6 +73,17 @@ def parse_widths(text):
     return widths
 
 
+def parse_seeds(text):
+    """"0,1,2" -> [0, 1, 2]: comma-separated seeds >= 0."""
+    try:
+        seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"expected comma-separated seeds >= 0 such as 0,1,2, got {text!r}")
+    return seeds
+
+
 def command(script, argv):
     """The command that ran, as a figure's caption names it: "python examples/<script> <args>"
     (with "mpiexec -n P " before it under several processes)."""

@@ -20,12 +20,12 @@ def test_main_runs_each_study_with_plot_into_the_folder(tmp_path, monkeypatch, c
     figures.main(["--out", str(tmp_path)])
     assert ran == [("bn_inference.py", "--plot", out), ("bn_after_training.py", "--plot", out, "--quiet"),
                    ("train_cnn.py", "--plot", f"{out}/train_cnn.png", "--quiet"),
-                   ("bn_distributed.py", "--plot", out, "--quiet")]
+                   ("small_batches.py", "--plot", out, "--quiet"), ("bn_distributed.py", "--plot", out, "--quiet")]
     assert drawn == [out]
     ran.clear()
     monkeypatch.setattr(figures, "have_mpi", lambda: False)
     figures.main(["--out", str(tmp_path)])
-    assert [r[0] for r in ran] == ["bn_inference.py", "bn_after_training.py", "train_cnn.py"]
+    assert [r[0] for r in ran] == ["bn_inference.py", "bn_after_training.py", "train_cnn.py", "small_batches.py"]
     assert "skipped bn_distributed.png: it needs mpiexec and mpi4py" in capsys.readouterr().out
     ran.clear()
     # --threads is forwarded to each study; pinning this process too needs threadpoolctl (optional)

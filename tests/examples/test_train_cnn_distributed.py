@@ -39,7 +39,7 @@ def test_sync_bn_on_two_processes_is_the_one_process_run_and_rank_zero_alone_wri
         assert done.returncode == 0, done.stderr
         lines = done.stdout.splitlines()
         assert "batch 100 (50 on each of 2 processes)" in lines[0] and len(lines) == 4, done.stdout  # header,
-        assert lines[-1].startswith(f"mnist1d cnn, bn=fused{', SyncBatchNorm' if sync else ''} seed 0: test")  # table,
+        assert lines[-1].startswith(f"mnist1d cnn, norm=batch (fused){', SyncBatchNorm' if sync else ''} seed 0: test")  # table,
         (row,) = rows(metrics)                                                    # one row, one summary
         assert done.stderr.count("train_cnn:   0%") == 1                          # one bar: rank 0's
         losses[sync] = abs(row["train_loss"] - one["train_loss"]) / one["train_loss"]
@@ -75,8 +75,10 @@ def test_one_process_sync_bn_is_batch_norm_and_needs_it(train_cnn, capsys):
     sync = train_cnn.main(["--epochs", "1", "--quiet", "--data", "digits", "--sync-bn"])
     assert [r["val_loss"] for r in sync["history"]] == [r["val_loss"] for r in plain["history"]]
     assert sync["test_acc"] == plain["test_acc"]
-    for args, what in ((["--bn", "none"], "--bn none"), (["--model", "logistic"], "--model logistic")):
+    for args, what in ((["--bn", "none"], "--norm none"), (["--norm", "renorm"], "--norm renorm"),
+                       (["--norm", "group"], "--norm group"), (["--model", "logistic"], "--model logistic")):
         with pytest.raises(SystemExit) as exit_info:
             train_cnn.main(["--sync-bn", *args])
         assert exit_info.value.code == 2
-        assert f"--sync-bn needs batch norm: a model with --bn fused or composed, not {what}" in capsys.readouterr().err
+        assert f"--sync-bn needs batch norm (SyncBatchNorm replaces BatchNorm layers only): --norm batch and a " \
+               f"model with hidden layers, not {what}" in capsys.readouterr().err
