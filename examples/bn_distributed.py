@@ -198,23 +198,15 @@ def main(argv=None):
     return {"table": table, "results": results, "conclusions": lines, "apart": apart}
 
 
-def parse_batches(text):
-    """"2,4,8" -> (2, 4, 8): per-process batch sizes, each 2 or more (plain BN needs two values)."""
-    try:
-        sizes = tuple(int(s) for s in text.split(","))
-    except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) < 2:
-        raise argparse.ArgumentTypeError(f"expected comma-separated batch sizes of 2 or more such as 2,4,8, "
-                                         f"got {text!r}")
-    return sizes
+# plain BN needs two values per channel on every process
+PER_PROCESS_BATCHES = cli.integers(2, "batch sizes of 2 or more", "2,4,8")
 
 
 def make_parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--processes", type=cli.number(int, 2), default=2, help="processes (mpiexec -n)")
-    p.add_argument("--batches", type=parse_batches, default=(2, 4, 8, 16, 32), help="per-process batch sizes")
+    p.add_argument("--batches", type=PER_PROCESS_BATCHES, default=(2, 4, 8, 16, 32), help="per-process batch sizes")
     p.add_argument("--seeds", type=cli.number(int, 1), default=3, help="seeds 0 .. N-1 for every condition")
     p.add_argument("--epochs", type=cli.number(int, 1), default=3, help="training epochs of every run")
     p.add_argument("--lr", type=cli.number(float, above=0), default=1e-2, help="AdamW's learning rate")

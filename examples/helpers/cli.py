@@ -61,27 +61,22 @@ def describe(kind, minimum, maximum, above):
     return " ".join([what] + [b for b in bounds if b])
 
 
-def parse_widths(text):
-    """"128,64" -> (128, 64): comma-separated positive layer widths."""
-    try:
-        widths = tuple(int(w) for w in text.split(","))
-    except ValueError:
-        widths = ()
-    if not widths or min(widths) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive widths such as "
-                                         f"128,64, got {text!r}")
-    return widths
+def integers(minimum, what, example):
+    """An argparse type for comma-separated integers >= ``minimum``: "2,4,8" -> (2, 4, 8); the
+    error names ``what`` was expected, with ``example``."""
+    def parse(text):
+        try:
+            values = tuple(int(v) for v in text.split(","))
+        except ValueError:
+            values = ()
+        if not values or min(values) < minimum:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what} such as {example}, got {text!r}")
+        return values
+    return parse
 
 
-def parse_seeds(text):
-    """"0,1,2" -> [0, 1, 2]: comma-separated seeds >= 0."""
-    try:
-        seeds = [int(s) for s in text.split(",")]
-    except ValueError:
-        seeds = []
-    if not seeds or min(seeds) < 0:
-        raise argparse.ArgumentTypeError(f"expected comma-separated seeds >= 0 such as 0,1,2, got {text!r}")
-    return seeds
+parse_widths = integers(1, "positive widths", "128,64")     # layer widths
+parse_seeds = integers(0, "seeds >= 0", "0,1,2")
 
 
 def command(script, argv):
