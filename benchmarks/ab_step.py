@@ -27,29 +27,6 @@ def add_arguments(parser):
                         help="wall: time.perf_counter; cpu: time.thread_time (default wall)")
 
 
-def interleaved(fns, budget, clock, block_seconds=0.02, min_rounds=15):
-    """harness.interleaved with a choice of clock: name -> list of seconds per call, per round."""
-    names = list(fns)
-    per_call = {}
-    for name in names:                               # warm-up, and the size of one block
-        calls, start = 0, clock()
-        while calls < 3 or clock() - start < 0.5:
-            fns[name]()
-            calls += 1
-        per_call[name] = (clock() - start) / calls
-    blocks = {name: max(1, round(block_seconds / per_call[name])) for name in names}
-    rounds = max(min_rounds, int(budget / sum(blocks[n] * per_call[n] for n in names)))
-    times = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:   # the order rotates
-            fn, block = fns[name], blocks[name]
-            start = clock()
-            for _ in range(block):
-                fn()
-            times[name].append((clock() - start) / block)
-    return times
-
-
 def load_package(root, alias):
     """``root``/minigrad imported as the package ``alias`` (its imports are relative, so it
     finds its own modules, never the other checkout's)."""
@@ -88,7 +65,7 @@ def main(argv=None):
             steps[side] = step_class(mlp_steps, package)(problem, fused=True)
         mlp_steps.check_steps(steps)
         clock = time.thread_time if args.clock == "cpu" else time.perf_counter
-        times = interleaved({name: impl.step for name, impl in steps.items()}, args.budget, clock)
+        times = harness.interleaved({name: impl.step for name, impl in steps.items()}, args.budget, clock=clock)
         entry = {"rounds": len(times["numpy"]),
                  "median_ms": {name: 1e3 * harness.median(t) for name, t in times.items()},
                  "a / numpy": harness.median_ratio(times, "a", "numpy"),

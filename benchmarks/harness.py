@@ -88,26 +88,26 @@ def write_json(args, results):
 
 
 # --------------------------------------------------------------------------- timing
-def interleaved(fns, budget, warmup=0.5, block_seconds=0.02, min_rounds=15):
+def interleaved(fns, budget, warmup=0.5, block_seconds=0.02, min_rounds=15, clock=time.perf_counter):
     """Time each callable in ``fns`` (name -> fn) round-robin until ``budget`` seconds pass.
 
     Warm-up for ``warmup`` seconds each, then rounds: every fn runs one block of ``block``
     calls (sized to about ``block_seconds``), the order rotating each round so no fn always
-    follows the same neighbour. Returns name -> list of seconds per call, one per round.
+    follows the same neighbour. Returns name -> list of seconds per call, one per round, as
+    ``clock`` measures them (wall time; ab_step.py may pass a CPU clock).
     """
     names = list(fns)
     per_call = {}
     for name in names:
-        calls, start = 0, time.perf_counter()
-        while calls < 3 or time.perf_counter() - start < warmup:
+        calls, start = 0, clock()
+        while calls < 3 or clock() - start < warmup:
             fns[name]()
             calls += 1
-        per_call[name] = (time.perf_counter() - start) / calls
+        per_call[name] = (clock() - start) / calls
     blocks = {name: max(1, round(block_seconds / per_call[name])) for name in names}
     round_seconds = sum(blocks[n] * per_call[n] for n in names)
     rounds = max(min_rounds, int(budget / round_seconds))
     times = {name: [] for name in names}
-    clock = time.perf_counter
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
             fn, block = fns[name], blocks[name]
