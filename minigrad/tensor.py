@@ -426,7 +426,7 @@ def _root_grad(root, grad, create_graph):
         if root.data.size != 1:
             raise RuntimeError(f"grad can be implicitly created only for one-element tensors; this "
                                f"tensor has shape {root.shape}: pass backward(grad) of that shape")
-        grad = np.ones_like(root.data)
+        grad = np.ones(root.data.shape, dtype=root.data.dtype)   # ones_like is a Python wrapper
     elif isinstance(grad, Tensor) and create_graph:
         pass                                     # part of the graph being recorded
     else:

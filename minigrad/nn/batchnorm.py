@@ -211,7 +211,7 @@ class _BatchNorm(Module):
         update = training and self.track_running_stats
         factor = 0.0
         if update:
-            tracked = self.num_batches_tracked       # a 0-d array: counted in place below
+            tracked = self._buffers["num_batches_tracked"]   # a 0-d array: counted in place below
             factor = self.momentum if self.momentum is not None else 1.0 / (int(tracked) + 1)
         y = self._normalise(x, use_batch_stats, factor)
         if update:  # counted only after batch_norm succeeded: a rejected batch changes nothing
@@ -219,9 +219,12 @@ class _BatchNorm(Module):
         return y
 
     def _normalise(self, x, training, momentum):
-        """batch_norm with this layer's arrays (BatchRenorm trains otherwise)."""
-        return batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                          training=training, momentum=momentum, eps=self.eps, fused=self.fused)
+        """batch_norm with this layer's arrays (BatchRenorm trains otherwise). They are read
+        from the tables: ``self.weight`` would fail first and go through Module.__getattr__."""
+        params, buffers = self._parameters, self._buffers
+        return batch_norm(x, buffers["running_mean"], buffers["running_var"], params["weight"],
+                          params["bias"], training=training, momentum=momentum, eps=self.eps,
+                          fused=self.fused)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "

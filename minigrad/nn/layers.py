@@ -34,7 +34,8 @@ class Linear(Module):
             self.register_parameter("bias", None)
 
     def forward(self, x):
-        return F.linear(x, self.weight, self.bias)
+        params = self._parameters   # not self.weight: that goes through Module.__getattr__
+        return F.linear(x, params["weight"], params["bias"])
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
