@@ -3,6 +3,7 @@ graphs, un-broadcasting, hooks (and what they may return), post accumulate grad 
 detection, tracing (mg.grad and higher order: test_grad.py).
 """
 import inspect
+import os
 import weakref
 
 import numpy as np
@@ -327,6 +328,12 @@ def test_anomaly_site_in_a_checkout_named_minigrad():
     with mg.detect_anomaly(), pytest.raises(mg.AnomalyError) as info:
         exec(code, {"x": mg.tensor(np.array([-1.0]), requires_grad=True)})
     assert f'File "{path}", line 1' in str(info.value)
+
+
+def test_anomaly_site_unknown_when_every_frame_is_the_package(monkeypatch):
+    from minigrad.autograd import anomaly
+    monkeypatch.setattr(anomaly, "PACKAGE_DIR", os.sep)     # every file "inside the package"
+    assert anomaly.creation_site() == "<unknown>"
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
