@@ -123,9 +123,10 @@ def test_gradcheck_passes_non_tensor_arguments_through():
     assert mg.gradcheck(lambda z, t: z[np.arange(2), t] * z.sum(), [leaf((2, 3)), target])
 
 
-def test_gradcheck_needs_an_input_that_requires_grad():
-    with pytest.raises(ValueError, match="no input has requires_grad"):
-        mg.gradcheck(lambda t: t * 2.0, [mg.tensor(np.ones(3))])
+@pytest.mark.parametrize("check", [mg.gradcheck, mg.gradgradcheck])
+def test_gradcheck_needs_an_input_that_requires_grad(check):
+    with pytest.raises(ValueError, match=f"{check.__name__}: no input has requires_grad"):
+        check(lambda t: t * 2.0, [mg.tensor(np.ones(3))])
 
 
 def test_vacuous_check_warns():
