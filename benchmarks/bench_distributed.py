@@ -99,7 +99,8 @@ def build(variant, X, y, batch_size, share=1):
     ddp = DistributedDataParallel(model)
     optimizer = mg.optim.AdamW(model.parameters(), lr=1e-2)
     ranks = dist.get_world_size() * share
-    loader = DataLoader(X, y, batch_size // ranks, sampler=DistributedSampler(y, ranks, 0 if share > 1 else None, seed=0))
+    sampler = DistributedSampler(y, ranks, 0 if share > 1 else None, seed=0)
+    loader = DataLoader(X, y, batch_size // ranks, sampler=sampler)
     return ddp, optimizer, loader
 
 
