@@ -244,6 +244,22 @@ def summarise(jobs, processes):
     return out
 
 
+def print_contention(processes, stats):
+    """The table of how much each job had its cores, and a warning if some process lost them."""
+    print()
+    print(harness.table(["variant", "processes", "CPU share", "preempted per epoch", "page faults per step"],
+                        [[v, p, f"{stats[v, p]['cpu_share']:.0%}", f"{stats[v, p]['preempted']:.0f}",
+                          f"{stats[v, p]['faults_per_step']:.0f}"] for p in processes for v in VARIANTS]))
+    print("CPU share: CPU seconds / wall seconds of the rank that had the least (MPICH's busy-polling counts "
+          "as CPU); preempted: involuntary context switches of the rank that had the most; medians over epochs.")
+    busy = [f"{v} on {p}" for p in processes for v in VARIANTS
+            if stats[v, p]["cpu_share"] < 0.9 or stats[v, p]["preempted"] > 5]
+    if busy:
+        print(f"WARNING: the machine was not idle: processes lost their cores ({', '.join(busy)}). A rank that "
+              f"waits in a collective for a descheduled peer spins there: its wait counts as collective time. "
+              f"Re-measure on an idle machine.")
+
+
 def main(argv=None):
     args = harness.parse(__doc__, argv, add_arguments, torch=False)
     if args.worker:
@@ -290,25 +306,14 @@ def main(argv=None):
               f"{args.batch_size // most}) takes {1e3 * share['epoch_s']:.1f} ms, so {most} processes can be at most "
               f"{one['epoch_s'] / share['epoch_s']:.2f}x faster than one with plain BN: a step's fixed cost (Python, "
               f"small ops, the optimizer) does not shrink with the batch.")
-    print()
-    print(harness.table(["variant", "processes", "CPU share", "preempted per epoch", "page faults per step"],
-                        [[v, p, f"{stats[v, p]['cpu_share']:.0%}", f"{stats[v, p]['preempted']:.0f}",
-                          f"{stats[v, p]['faults_per_step']:.0f}"] for p in args.processes for v in VARIANTS]))
-    print("CPU share: CPU seconds / wall seconds of the rank that had the least (MPICH's busy-polling counts as CPU); "
-          "preempted: involuntary context switches of the rank that had the most; both medians over epochs.")
-    busy = [(v, p) for p in args.processes for v in VARIANTS
-            if stats[v, p]["cpu_share"] < 0.9 or stats[v, p]["preempted"] > 5]
-    if busy:
-        print(f"WARNING: the machine was not idle: processes lost their cores ({', '.join(f'{v} on {p}' for v, p in busy)}). "
-              f"A rank that waits in a collective for a descheduled peer spins there: its wait counts as collective "
-              f"time. Re-measure on an idle machine.")
+    print_contention(args.processes, stats)
     if one and 2 in args.processes:
         verdicts = [f"{v} speedup {one['epoch_s'] / stats[v, 2]['epoch_s']:.2f} (target >= {t})" for v, t in TARGETS.items()]
         verdicts.append(f"fused SyncBN step / plain BN step {stats['SyncBN fused', 2]['step_over_plain']:.3f} "
                         f"(target <= {STEP_TARGET})")
         print("2 processes: " + "; ".join(verdicts))
-    results = {"machine": info, "heavy_yield": args.heavy_yield, "keep_heap": args.keep_heap, "batch_size": args.batch_size,
-               "stats": {f"{v}, {p}": s for (v, p), s in stats.items()}}
+    results = {"machine": info, "heavy_yield": args.heavy_yield, "keep_heap": args.keep_heap,
+               "batch_size": args.batch_size, "stats": {f"{v}, {p}": s for (v, p), s in stats.items()}}
     harness.write_json(args, results)
     return results
 
