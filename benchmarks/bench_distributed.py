@@ -253,7 +253,7 @@ def print_contention(processes, stats):
     print("CPU share: CPU seconds / wall seconds of the rank that had the least (MPICH's busy-polling counts "
           "as CPU); preempted: involuntary context switches of the rank that had the most; medians over epochs.")
     busy = [f"{v} on {p}" for p in processes for v in VARIANTS
-            if stats[v, p]["cpu_share"] < 0.9 or stats[v, p]["preempted"] > 5]
+            if stats[v, p]["cpu_share"] < 0.95]        # busy-polling ranks lose CPU only when descheduled
     if busy:
         print(f"WARNING: the machine was not idle: processes lost their cores ({', '.join(busy)}). A rank that "
               f"waits in a collective for a descheduled peer spins there: its wait counts as collective time. "
