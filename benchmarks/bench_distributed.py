@@ -10,12 +10,19 @@ variants and times ``--epochs`` epochs of each, the variants' order rotating eve
 first epoch of each a warm-up. Before timing, each job checks that fused and composed SyncBN give
 the same gradients; after it, that every rank's replica is bitwise rank 0's. Collectives are
 timed where they are called: DDP's gradient buckets, DDP's buffer broadcast, batch norm's sums.
+Each rank also counts its CPU seconds, involuntary context switches and page faults per epoch:
+a rank descheduled by another process stalls every rank at the next collective (they busy-poll
+there), so the script warns when the machine was not idle. The 1-process jobs also time one
+rank's share of a P-process epoch (batch B/P, the same steps): the ceiling of the speedup.
 
     python benchmarks/bench_distributed.py [--processes 1 2] [--rounds 3] [--epochs 4]
-        [--batch-size 100] [--heavy-yield] [--threads 1] [--json PATH]
+        [--batch-size 100] [--heavy-yield] [--keep-heap] [--threads 1] [--json PATH]
 
 --heavy-yield sets MPIR_CVAR_ENABLE_HEAVY_YIELD=1: MPICH's waiting ranks then yield their core
 instead of busy-polling it (better when ranks outnumber cores, worse otherwise).
+--keep-heap sets glibc's MALLOC_TRIM_THRESHOLD_ and MALLOC_MMAP_THRESHOLD_ to 256 MiB: freed
+memory stays in the process instead of going back to the OS, so a step's large temporaries stop
+page-faulting anew every step (batch 100 in one process: ~500 faults a step by default).
 """
 import argparse
 import json
@@ -28,9 +35,11 @@ import time
 import harness
 
 VARIANTS = ("plain BN", "SyncBN composed", "SyncBN fused")
+SHARE = "plain BN, one rank's share"                      # 1-process jobs only: the ceiling
 TARGETS = {"plain BN": 1.8, "SyncBN fused": 1.7}          # speedup at 2 processes (issue 20)
 STEP_TARGET = 1.1                                          # fused SyncBN step / plain BN step
 CATEGORIES = ("gradients", "buffers", "batch norm")
+CONTENTION = ("cpu_share", "preempted", "faults_per_step")  # per epoch, the worst rank's (merge_ranks)
 
 
 def add_arguments(parser):
@@ -39,7 +48,9 @@ def add_arguments(parser):
     parser.add_argument("--epochs", type=int, default=4, help="epochs of each variant per job (the first: warm-up)")
     parser.add_argument("--batch-size", type=int, default=100, help="the global batch")
     parser.add_argument("--heavy-yield", action="store_true", help="MPIR_CVAR_ENABLE_HEAVY_YIELD=1")
+    parser.add_argument("--keep-heap", action="store_true", help="MALLOC_TRIM_/MMAP_THRESHOLD_ = 256 MiB")
     parser.add_argument("--worker", metavar="OUT", help=argparse.SUPPRESS)   # run by the driver under mpiexec
+    parser.add_argument("--share", type=int, default=1, help=argparse.SUPPRESS)  # 1-process jobs: time 1/P
 
 
 # --------------------------------------------------------------------------- the worker (under mpiexec)
@@ -76,8 +87,9 @@ class CollectiveTimer:
         return taken
 
 
-def build(variant, X, y, batch_size):
-    """(ddp, optimizer, loader) of one variant, from the same initial weights on every rank."""
+def build(variant, X, y, batch_size, share=1):
+    """(ddp, optimizer, loader) of one variant, from the same initial weights on every rank.
+    ``share`` > 1 (one process): the loader serves what rank 0 of ``share`` ranks would."""
     import minigrad as mg
     from helpers import models
     from minigrad import distributed as dist
@@ -90,7 +102,9 @@ def build(variant, X, y, batch_size):
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     ddp = DistributedDataParallel(model)
     optimizer = mg.optim.AdamW(model.parameters(), lr=1e-2)
-    loader = DataLoader(X, y, batch_size // dist.get_world_size(), sampler=DistributedSampler(y, seed=0))
+    ranks = dist.get_world_size() * share
+    sampler = DistributedSampler(y, ranks, 0 if share > 1 else None, seed=0)
+    loader = DataLoader(X, y, batch_size // ranks, sampler=sampler)
     return ddp, optimizer, loader
 
 
@@ -137,19 +151,24 @@ def worker(args):
     X, y, *_ = models.load_data("mnist1d", "cnn", False)
     runs = {v: build(v, X, y, args.batch_size) for v in VARIANTS}
     check_sync_forms_agree(runs, X, y)
+    if dist.get_world_size() == 1 and args.share > 1:
+        runs[SHARE] = build("plain BN", X, y, args.batch_size, share=args.share)
+    names = list(runs)
     timer = CollectiveTimer()
     timer.install()
-    numbers = {v: [] for v in VARIANTS}
+    numbers = {v: [] for v in names}
     for epoch in range(args.epochs):
-        order = VARIANTS[epoch % 3:] + VARIANTS[:epoch % 3]
-        for variant in order:
+        for variant in names[epoch % len(names):] + names[:epoch % len(names)]:
             dist.barrier()
             timer.take()
-            start = time.perf_counter()
+            used, start = usage(), time.perf_counter()
             steps = train_epoch(*runs[variant])
             seconds = time.perf_counter() - start
+            used = [b - a for a, b in zip(used, usage())]
             if epoch:                                    # the first epoch warms up
-                numbers[variant].append({"seconds": seconds, "steps": steps, "round": epoch, **timer.take()})
+                numbers[variant].append({"seconds": seconds, "steps": steps, "round": epoch, **timer.take(),
+                                         "mine": [seconds, *used]})
+    merge_ranks(numbers, dist.all_gather(np.array([e.pop("mine") for v in names for e in numbers[v]])))
     for variant, (ddp, _, _) in runs.items():            # the replicas stayed identical
         flat = np.concatenate([p.data.reshape(-1) for p in ddp.parameters()])
         everyone = dist.all_gather(flat)
@@ -159,15 +178,37 @@ def worker(args):
             json.dump({"processes": dist.get_world_size(), "epochs": numbers}, f)
 
 
+def usage():
+    """(CPU seconds, involuntary context switches, minor page faults) of this process so far.
+    A rank that gets fewer CPU seconds than wall seconds lost its core to another process: the
+    other ranks then wait for it in their next collective (busy-polling), which counts there."""
+    import resource
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return time.process_time(), used.ru_nivcsw, used.ru_minflt
+
+
+def merge_ranks(numbers, everyone):
+    """Into each epoch: the lowest CPU share (CPU / wall seconds) of any rank, the most
+    involuntary context switches and page faults per step of any rank."""
+    entries = [e for v in numbers for e in numbers[v]]
+    for i, entry in enumerate(entries):
+        wall, cpu, switches, faults = zip(*(rank[i] for rank in everyone))    # one value per rank
+        entry.update(cpu_share=min(c / w for c, w in zip(cpu, wall)), preempted=max(switches),
+                     faults_per_step=max(faults) / entry["steps"])
+
+
 # --------------------------------------------------------------------------- the driver
 def launch(args, processes, out):
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads),
                MKL_NUM_THREADS=str(args.threads))
     if args.heavy_yield:
         env["MPIR_CVAR_ENABLE_HEAVY_YIELD"] = "1"
+    if args.keep_heap:
+        env["MALLOC_TRIM_THRESHOLD_"] = env["MALLOC_MMAP_THRESHOLD_"] = str(256 * 2 ** 20)
     mpiexec = find_mpiexec()
     command = [mpiexec, "-n", str(processes), sys.executable, os.path.abspath(__file__), "--worker", out,
-               "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--threads", str(args.threads)]
+               "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--threads", str(args.threads),
+               "--share", str(max(args.processes) if processes == 1 else 1)]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
     if done.returncode != 0:
         sys.exit(f"bench_distributed: the {processes}-process job failed:\n{done.stdout}{done.stderr}")
@@ -195,8 +236,28 @@ def summarise(jobs, processes):
             out[v, p] = {"epoch_s": statistics.median(e["seconds"] for e in epochs[v]),
                          "steps": epochs[v][0]["steps"], "epochs_timed": len(epochs[v]),
                          "collectives_s": {c: statistics.median(e[c] for e in epochs[v]) for c in CATEGORIES},
+                         **{k: statistics.median(e[k] for e in epochs[v]) for k in CONTENTION},
                          "step_over_plain": statistics.median(ratios)}
+    shares = [e for job in jobs if job["processes"] == 1 for e in job["epochs"].get(SHARE, [])]
+    if shares:
+        out[SHARE, 1] = {"epoch_s": statistics.median(e["seconds"] for e in shares), "steps": shares[0]["steps"]}
     return out
+
+
+def print_contention(processes, stats):
+    """The table of how much each job had its cores, and a warning if some process lost them."""
+    print()
+    print(harness.table(["variant", "processes", "CPU share", "preempted per epoch", "page faults per step"],
+                        [[v, p, f"{stats[v, p]['cpu_share']:.0%}", f"{stats[v, p]['preempted']:.0f}",
+                          f"{stats[v, p]['faults_per_step']:.0f}"] for p in processes for v in VARIANTS]))
+    print("CPU share: CPU seconds / wall seconds of the rank that had the least (MPICH's busy-polling counts "
+          "as CPU); preempted: involuntary context switches of the rank that had the most; medians over epochs.")
+    busy = [f"{v} on {p}" for p in processes for v in VARIANTS
+            if stats[v, p]["cpu_share"] < 0.95]        # busy-polling ranks lose CPU only when descheduled
+    if busy:
+        print(f"WARNING: the machine was not idle: processes lost their cores ({', '.join(busy)}). A rank that "
+              f"waits in a collective for a descheduled peer spins there: its wait counts as collective time. "
+              f"Re-measure on an idle machine.")
 
 
 def main(argv=None):
@@ -237,14 +298,22 @@ def main(argv=None):
     print(f"\nepoch: {stats['plain BN', args.processes[0]]['steps']} steps of a global batch of {args.batch_size} "
           f"(MNIST-1D, 3600 samples); medians over {args.rounds} jobs x {args.epochs - 1} timed epochs. speedup: "
           f"one process's plain BN epoch / this epoch; efficiency: speedup / processes; in collectives: "
-          f"waiting included. MPICH {'heavy yield' if args.heavy_yield else 'busy-polling (default)'}.")
+          f"waiting included. MPICH {'heavy yield' if args.heavy_yield else 'busy-polling (default)'}; glibc "
+          f"{'keeps freed memory (--keep-heap)' if args.keep_heap else 'trims its heap (default)'}.")
+    if (SHARE, 1) in stats and one:
+        share, most = stats[SHARE, 1], max(args.processes)
+        print(f"ceiling: one process running one rank's share of a {most}-process epoch ({share['steps']} steps of "
+              f"{args.batch_size // most}) takes {1e3 * share['epoch_s']:.1f} ms, so {most} processes can be at most "
+              f"{one['epoch_s'] / share['epoch_s']:.2f}x faster than one with plain BN: a step's fixed cost (Python, "
+              f"small ops, the optimizer) does not shrink with the batch.")
+    print_contention(args.processes, stats)
     if one and 2 in args.processes:
         verdicts = [f"{v} speedup {one['epoch_s'] / stats[v, 2]['epoch_s']:.2f} (target >= {t})" for v, t in TARGETS.items()]
         verdicts.append(f"fused SyncBN step / plain BN step {stats['SyncBN fused', 2]['step_over_plain']:.3f} "
                         f"(target <= {STEP_TARGET})")
         print("2 processes: " + "; ".join(verdicts))
-    results = {"machine": info, "heavy_yield": args.heavy_yield, "batch_size": args.batch_size,
-               "stats": {f"{v}, {p}": s for (v, p), s in stats.items()}}
+    results = {"machine": info, "heavy_yield": args.heavy_yield, "keep_heap": args.keep_heap,
+               "batch_size": args.batch_size, "stats": {f"{v}, {p}": s for (v, p), s in stats.items()}}
     harness.write_json(args, results)
     return results
 

@@ -318,7 +318,7 @@ class SyncBatchNorm(_BatchNorm):
     BatchNorm1d/2d with the same ``fused``.
     """
 
-    _agreed = None             # the layer every rank was found to run (its first training call)
+    _agreed = None             # (fused, C, dtype) every rank was found to run (its first training call)
 
     def forward(self, x):
         if x.ndim < 2 or x.shape[1] != self.num_features:
@@ -327,10 +327,11 @@ class SyncBatchNorm(_BatchNorm):
         if not modes.is_training() or self.frozen:          # BatchNorm's, no collective
             return self._normalise(x, not self.track_running_stats, 0.0)
         _bn_channels(x, self.running_mean, self.running_var, self.weight, self.bias)
-        layer = f"{'fused' if self.fused else 'composed'} SyncBatchNorm({x.shape[1]}) on {x.dtype} input"
+        layer = (self.fused, x.shape[1], x.dtype)          # a tuple: no text to format per call
         if self._agreed != layer:                          # once, and again if this layer changes:
-            distributed._agree("SyncBatchNorm", layer, "every rank must run the same layer")   # 1 Allgather
-            self._agreed = layer
+            distributed._agree("SyncBatchNorm", f"{'fused' if self.fused else 'composed'} SyncBatchNorm("
+                               f"{x.shape[1]}) on {x.dtype} input", "every rank must run the same layer")
+            self._agreed = layer                           # (one Allgather of a checksum)
         normalise = sync_batch_norm_fused if self.fused else sync_batch_norm_composed
         y, mean, var, n = normalise(x, self.weight, self.bias, self.eps)
         if self.track_running_stats:

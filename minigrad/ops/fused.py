@@ -81,7 +81,8 @@ class Normalize(Function):
         sums = xv.sum(axis=axes, keepdims=True)             # Σx per group, keepdims (1, C, 1...)
         n = x.size // sums.size                             # values per group
         if sum_ranks is not None:                           # every process's values: one call
-            total = sum_ranks(np.append(sums, sums.dtype.type(n)))   # (groups + 1,), n last
+            flat = np.concatenate((sums.reshape(-1), np.array([n], sums.dtype)))  # (groups + 1,), n last
+            total = sum_ranks(flat)
             sums, n = total[:-1].reshape(sums.shape), total[-1]
         mean = sums / n                                     # μ, keepdims
         x_mu = xv - mean                                    # centred first: stable variance
@@ -154,7 +155,8 @@ class Normalize(Function):
         if needs[0]:
             if ctx.sum_ranks is not None:                              # every process's values
                 if isinstance(sum_g, np.ndarray):
-                    sum_g, sum_g_xmu = ctx.sum_ranks(np.stack([sum_g, sum_g_xmu]))  # one call
+                    both = np.concatenate((sum_g, sum_g_xmu)).reshape(2, -1)   # (2, C): one call
+                    sum_g, sum_g_xmu = ctx.sum_ranks(both)
                 else:
                     sum_g, sum_g_xmu = ctx.sum_ranks(sum_g), ctx.sum_ranks(sum_g_xmu)
             k = inv_std * inv_std * sum_g_xmu.reshape(keep) / n       # keepdims

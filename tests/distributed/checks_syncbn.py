@@ -167,7 +167,7 @@ def check_ranks_that_differ_are_refused():
     same(x)
     same.fused = False                                 # on every rank: checked again, and fine
     same(x)
-    assert same._agreed == "composed SyncBatchNorm(3) on float64 input"
+    assert same._agreed == (False, 3, np.dtype(F64))
     return {"message": message}
 
 
