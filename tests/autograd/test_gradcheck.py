@@ -229,3 +229,10 @@ def test_gradgradcheck_of_an_output_without_a_graph_is_an_error():
     with pytest.raises(RuntimeError, match="does not require grad"):
         mg.gradgradcheck(lambda t: mg.tensor(np.ones(3)), [leaf((3,))])
 
+
+def test_gradgradcheck_of_an_input_used_only_linearly_or_not_at_all():
+    # d²/dx² of 2x is 0 and b is unused: both are fine second derivatives, not errors or warnings
+    a, b = leaf((3,)), leaf((3,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert mg.gradgradcheck(lambda x, y: x * 2.0, [a, b])
