@@ -135,6 +135,9 @@ def test_convert_sync_batchnorm_in_place_keeping_parameters_and_buffers():
     assert type(converted) is SyncBatchNorm and converted is not single and converted.weight is None
     assert converted.momentum is None and converted.running_var is single.running_var and converted.fused
     assert nn.SyncBatchNorm.convert_sync_batchnorm(converted) is converted
+    bare = nn.BatchNorm1d(4, affine=False, track_running_stats=False)   # no array at all to copy
+    converted = nn.SyncBatchNorm.convert_sync_batchnorm(bare)
+    assert type(converted) is SyncBatchNorm and converted.weight is None and converted.running_mean is None
     renorm = nn.BatchRenorm1d(4)                             # another algorithm: left as it is
     assert nn.SyncBatchNorm.convert_sync_batchnorm(renorm) is renorm
 
