@@ -310,6 +310,7 @@ def test_group_norm_input_errors():
     with pytest.raises(ValueError, match=r"expected more than 1 value to normalise, got input of shape \(1, 3\)"):
         F.group_norm(mg.tensor(np.ones((1, 3))), 3)
     F.group_norm(mg.tensor(np.ones((2, 3))), 3)                # two samples: PyTorch allows it, so do we
+    F.group_norm(mg.tensor(np.ones((1, 3, 3))), 1)             # one group of 3 channels x 3 positions
     with pytest.raises(ValueError, match=r"expected weight of shape \(6,\) for input of shape \(2, 6, 5\), got "
                                          r"weight of shape \(5,\)"):
         F.group_norm(x, 3, mg.tensor(np.ones(5)))
