@@ -271,7 +271,8 @@ def test_bounds_are_attributes_that_take_effect_at_once():
     m = nn.BatchRenorm1d(C, dtype=np.float64)
     m.weight.data[...], m.bias.data[...] = w0, b0
     m.running_mean[...], m.running_var[...] = running_mean, running_var
-    assert (m.r_max, m.d_max) == (1.0, 0.0)
+    assert (m.r_max, m.d_max, m.eps, m.momentum, m.affine, m.fused) == (1.0, 0.0, 1e-5, 0.1, True, True)
+    assert m.track_running_stats                      # always: r and d need them
     m.r_max, m.d_max = 2.0, 0.5
     m.momentum = 0.0                                  # keep the statistics for the reference
     expected = paper_training_output(x0, w0, b0, running_mean, running_var, 2.0, 0.5)
