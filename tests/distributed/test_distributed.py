@@ -39,6 +39,14 @@ def test_every_call_initialises_first():
     assert done.stdout.split() == ["True"] * len(calls), done.stderr
 
 
+def test_launched_size_from_each_launcher_s_environment():
+    code = "import minigrad.distributed as d; print(d.launched_size())"
+    for env, size in (({"PMI_SIZE": "3"}, "3"), ({"OMPI_COMM_WORLD_SIZE": "2"}, "2"),
+                      ({"PMIX_RANK": "0"}, "0")):                    # PMIx alone: 0, "ask MPI"
+        done = python(code, **env)
+        assert done.stdout.split() == [size], (env, done.stderr)
+
+
 def test_launched_without_mpi4py_says_what_to_install():
     done = python("import sys; sys.modules['mpi4py'] = None\nimport minigrad.distributed as d; d.init()",
                   PMI_SIZE="2", PMI_RANK="0")
