@@ -4,6 +4,8 @@ Each check raises on a wrong result; a check that expects an error catches it on
 (the error is raised on every rank, by design) and goes on.
 """
 import os
+import tempfile
+import time
 
 import numpy as np
 
@@ -36,6 +38,24 @@ def check_init_rank_size():
     assert [int(r) for r in ranks] == list(range(dist.get_world_size()))
     dist.barrier()
     return {"world_size": dist.get_world_size()}
+
+
+def check_barrier_waits_for_every_rank():
+    """The last rank writes a file late; after the barrier every rank sees it."""
+    marker = os.path.join(tempfile.gettempdir(), f"minigrad-barrier-{os.getppid()}")   # one per job
+    last = dist.get_world_size() - 1
+    if dist.get_rank() == last and os.path.exists(marker):
+        os.remove(marker)                              # a stale one from an interrupted run
+    dist.barrier()
+    if dist.get_rank() == last:
+        time.sleep(0.3)
+        with open(marker, "w") as f:
+            f.write("done")
+    dist.barrier()
+    assert os.path.exists(marker), "barrier returned before the last rank reached it"
+    dist.barrier()                                     # every rank looked before it goes
+    if dist.get_rank() == last:
+        os.remove(marker)
 
 
 def check_all_reduce_arrays():
@@ -146,5 +166,5 @@ def check_sums_are_one_allreduce_on_two_ranks_reduce_and_bcast_beyond():
     return {"calls": expected}
 
 
-CHECKS = [check_init_rank_size, check_all_reduce_arrays, check_broadcast, check_all_gather,
-          check_all_reduce_gradient, check_sums_are_one_allreduce_on_two_ranks_reduce_and_bcast_beyond]
+CHECKS = [check_init_rank_size, check_barrier_waits_for_every_rank, check_all_reduce_arrays, check_broadcast,
+          check_all_gather, check_all_reduce_gradient, check_sums_are_one_allreduce_on_two_ranks_reduce_and_bcast_beyond]

@@ -96,7 +96,8 @@ def test_all_reduce_is_an_op_with_a_gradient(op):
 
 
 # --------------------------------------------------------------------------- several ranks
-CHECKS = ["check_init_rank_size", "check_all_reduce_arrays", "check_broadcast", "check_all_gather",
+CHECKS = ["check_init_rank_size", "check_barrier_waits_for_every_rank", "check_all_reduce_arrays",
+          "check_broadcast", "check_all_gather",
           "check_all_reduce_gradient", "check_sums_are_one_allreduce_on_two_ranks_reduce_and_bcast_beyond"]
 
 
