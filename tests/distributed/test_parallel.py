@@ -10,6 +10,7 @@ from minigrad.nn.parallel import DistributedDataParallel as DDP
 from minigrad.nn.parallel import first_difference, make_buckets
 
 from .checks_parallel import WithSpare, mlp
+from .conftest import mpiexec
 
 
 def batch(seed=0):
@@ -139,3 +140,11 @@ def test_data_parallel_on_several_ranks(worker, n, check):
     if check == "check_refuses_models_that_differ":
         print(numbers["shape_message"], numbers["count_message"], sep="\n")
         assert "rank 1 differs from rank 0's: entry 0 is parameter '0.weight'" in numbers["shape_message"]
+
+
+def test_ddp_as_the_first_distributed_call_still_compares_the_ranks():
+    done = mpiexec(2, "ddp_first_worker", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("refused: DistributedDataParallel: the model on rank 1 differs from rank 0's") == 2, \
+        done.stdout + done.stderr
+
