@@ -101,6 +101,8 @@ def test_arguments_are_checked():
     for cap in (0, -1, True, "25", float("inf")):
         with pytest.raises(ValueError, match="bucket_cap_mb must be a positive number"):
             DDP(nn.Linear(2, 2), bucket_cap_mb=cap)
+    ddp = DDP(nn.Linear(2, 2), broadcast_buffers=0, bucket_cap_mb=1.5)
+    assert ddp.bucket_cap_mb == 1.5 and ddp.broadcast_buffers is False    # the attributes PyTorch has
 
 
 def test_buckets_reverse_order_cap_and_one_dtype_each():
