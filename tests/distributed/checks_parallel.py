@@ -68,6 +68,10 @@ def check_broadcast_at_construction_and_state_dict():
     np.testing.assert_array_equal(model[0].weight.data, mlp(seed=5)[0].weight.data)
     ddp.load_state_dict(state)
     np.testing.assert_array_equal(model[0].weight.data, reference[0].weight.data)
+    stale = mlp(seed=dist.get_rank())                 # a graph recorded before the broadcast
+    loss = stale(mg.tensor(np.ones((4, 4)))).sum()
+    DDP(stale)                                        # overwrites the weights it saved, in place
+    expect_error(RuntimeError, "modified by an in-place operation", loss.backward)
 
 
 def check_mean_gradient_in_buckets():

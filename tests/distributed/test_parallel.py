@@ -101,6 +101,7 @@ def test_arguments_are_checked():
     for cap in (0, -1, True, "25", float("inf")):
         with pytest.raises(ValueError, match="bucket_cap_mb must be a positive number"):
             DDP(nn.Linear(2, 2), bucket_cap_mb=cap)
+    assert DDP(nn.Linear(2, 2)).bucket_cap_mb == 25                       # PyTorch's default
     ddp = DDP(nn.Linear(2, 2), broadcast_buffers=0, bucket_cap_mb=1.5)
     assert ddp.bucket_cap_mb == 1.5 and ddp.broadcast_buffers is False    # the attributes PyTorch has
 
@@ -149,4 +150,15 @@ def test_ddp_as_the_first_distributed_call_still_compares_the_ranks():
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("refused: DistributedDataParallel: the model on rank 1 differs from rank 0's") == 2, \
         done.stdout + done.stderr
+
+
+def test_backward_through_module_before_any_forward_of_the_wrapper():
+    # rank-local work through .module (evaluation, a probe) before DDP's first forward: plain gradients
+    model = nn.Linear(3, 2)
+    ddp = DDP(model)
+    model(mg.tensor(np.ones((4, 3), np.float32))).sum().backward()
+    np.testing.assert_allclose(model.weight.grad, np.full((2, 3), 4.0))
+    loss = model(mg.tensor(np.ones((4, 3), np.float32))).sum()
+    DDP(model)                     # one process: nothing is broadcast, so the graph stays valid
+    loss.backward()
 
