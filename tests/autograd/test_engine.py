@@ -518,3 +518,30 @@ def test_post_accumulate_grad_hook_against_torch():
     assert len(got) == len(want) == 2
     for g, t in zip(got, want):
         np.testing.assert_allclose(g, t)
+
+
+def test_gradients_handed_to_two_inputs_are_separate_writable_arrays():
+    for seed in (None, np.ones(3)):                # Sum's broadcast view, or the caller's array
+        x, y = leaf(3), leaf(3, seed=1)
+        z = x + y                                  # Add hands one gradient to both inputs
+        z.sum().backward() if seed is None else z.backward(seed)
+        assert x.grad is not y.grad and x.grad is not seed and x.grad.base is None and y.grad.base is None
+        x.grad *= 0.5                              # in place, as PyTorch allows on .grad
+        np.testing.assert_array_equal(y.grad, np.ones(3))
+
+    class Both(Function):                          # a backward that returns one array twice
+        @staticmethod
+        def forward(ctx, a, b):
+            return a + b
+
+        @staticmethod
+        def backward(ctx, grad):
+            fresh = grad * 1.0                     # a new array, no view: given to both inputs
+            return fresh, fresh
+
+    x, y = leaf(3), leaf(3, seed=1)
+    Both.apply(x, y).backward(np.ones(3))
+    assert x.grad is not y.grad
+    x.grad *= 0.5
+    np.testing.assert_array_equal(y.grad, np.ones(3))
+

@@ -415,3 +415,33 @@ def test_a_tensor_used_as_an_index_is_copied_when_recorded():
     (y.sum() + z.sum()).backward()
     np.testing.assert_array_equal(x.grad, [1.0, 1.0, 0.0, 0.0, 0.0])
     np.testing.assert_array_equal(m.grad, [[0.0, 1.0], [0.0, 1.0], [0.0, 0.0]])
+
+
+def test_a_tensor_given_to_an_op_as_a_parameter_is_copied():
+    class Scale(mg.Function):
+        @staticmethod
+        def forward(ctx, x, factor):
+            ctx.factor = factor                    # an array: the graph's own copy of the Tensor's data
+            return x * factor
+
+        @staticmethod
+        def backward(ctx, grad_y):
+            return grad_y * ctx.factor
+
+    x, factor = leaf(), mg.tensor(np.full(3, 2.0))
+    y = Scale.apply(x, factor=factor)
+    factor.data[...] = 100.0
+    y.backward(np.ones(3))
+    np.testing.assert_array_equal(x.grad, np.full(3, 2.0))
+
+
+def test_a_recorded_op_with_an_integer_result_is_refused():
+    class Truncate(mg.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.astype(np.int64)
+
+    with pytest.raises(TypeError, match="Truncate produced a int64 result from an input that requires grad: "
+                                        "only floating-point results can carry gradients"):
+        Truncate.apply(leaf())
+

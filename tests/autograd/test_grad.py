@@ -149,3 +149,10 @@ def test_a_gradient_returned_as_a_plain_array_stays_a_constant_under_create_grap
     (h,) = mg.grad(SquareWithConstantSlope.apply(x * 3.0).sum(), [x], create_graph=True)
     np.testing.assert_allclose(h.data, 18.0 * x.data)          # d(9x²)/dx, its upstream wrapped
     assert not h.requires_grad
+
+
+def test_grad_refuses_an_input_that_does_not_require_grad():
+    x, c = leaf(3), mg.tensor(np.ones(3))
+    with pytest.raises(RuntimeError, match=r"grad: input 1 \(shape \(3,\)\) does not require grad"):
+        mg.grad((x * c).sum(), [x, c])
+
