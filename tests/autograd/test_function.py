@@ -435,6 +435,24 @@ def test_a_tensor_given_to_an_op_as_a_parameter_is_copied():
     np.testing.assert_array_equal(x.grad, np.full(3, 2.0))
 
 
+def test_a_dict_parameter_is_rebuilt_around_its_own_parts():
+    class Weighted(mg.Function):
+        @staticmethod
+        def forward(ctx, x, options):
+            ctx.w = options["w"]                   # a list inside a dict: the graph's own
+            return x * np.asarray(options["w"])
+
+        @staticmethod
+        def backward(ctx, grad_y):
+            return grad_y * np.asarray(ctx.w)
+
+    x, options = leaf(), {"w": [1.0, 2.0, 3.0]}
+    y = Weighted.apply(x, options=options)
+    options["w"][0] = 100.0
+    y.backward(np.ones(3))
+    np.testing.assert_array_equal(x.grad, [1.0, 2.0, 3.0])
+
+
 def test_a_recorded_op_with_an_integer_result_is_refused():
     class Truncate(mg.Function):
         @staticmethod
