@@ -386,7 +386,7 @@ def test_the_duplicate_warning_names_the_user_s_line():
                   lambda: optim.Adam([nn.Parameter(np.ones(1))]).add_param_group({"params": [w, w]})):
         with pytest.warns(UserWarning, match="duplicate parameters") as caught:
             build()
-        assert [r.filename for r in caught] == [__file__]
+        assert [(r.filename, r.lineno) for r in caught] == [(__file__, build.__code__.co_firstlineno)]
 
 
 @pytest.mark.parametrize("group", [[nn.Parameter(np.ones(1))], nn.Parameter(np.ones(1)), "params", None])
