@@ -303,8 +303,7 @@ def main(argv=None):
     if (SHARE, 1) in stats and one:
         share, most = stats[SHARE, 1], max(args.processes)
         print(f"ceiling: one process running one rank's share of a {most}-process epoch ({share['steps']} steps of "
-              f"{args.batch_size // most}) takes {1e3 * share['epoch_s']:.1f} ms ({share['faults_per_step']:.0f} page "
-              f"faults a step), so with free collectives {most} processes would be {one['epoch_s'] / share['epoch_s']:.2f}x "
+              f"{args.batch_size // most}) takes {1e3 * share['epoch_s']:.1f} ms, so with free collectives {most} processes would be {one['epoch_s'] / share['epoch_s']:.2f}x "
               f"faster than one with plain BN: a step's fixed cost (Python, small ops, the optimizer) does not shrink "
               f"with the batch. A ceiling only where the ranks pay the same page faults as this share (--keep-heap).")
     print_contention(args.processes, stats)
