@@ -215,3 +215,9 @@ def test_the_train_flag_is_one_flag_for_all_threads():
         thread.start()
         thread.join(5)
     assert result == [False]                     # global by design (see the README)
+
+
+def test_manual_seed_returns_the_generator_it_installs():
+    generator = mg.manual_seed(7)                  # as torch.manual_seed returns its Generator
+    assert generator is mg.modes.rng
+    assert generator.random() == np.random.default_rng(7).random()
