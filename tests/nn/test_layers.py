@@ -241,3 +241,7 @@ def test_dropout_p_one_zeroes_everything_as_in_pytorch():
     assert np.all(y.data == 0) and np.isfinite(y.data).all()
     y.backward(rand(5, 5))
     assert np.all(x.grad == 0)
+
+
+def test_dropout_default_probability_is_pytorch_s():
+    assert nn.Dropout().p == 0.5
