@@ -245,3 +245,8 @@ def test_dropout_p_one_zeroes_everything_as_in_pytorch():
 
 def test_dropout_default_probability_is_pytorch_s():
     assert nn.Dropout().p == 0.5
+
+
+def test_linear_with_one_input_feature_is_initialised_like_any_other():
+    weight = nn.Linear(1, 64).weight.data          # U(-1, 1): bound 1 / sqrt(1)
+    assert np.abs(weight).max() > 0.5 and np.abs(weight).max() <= 1.0
