@@ -42,6 +42,11 @@ def test_epochs_seed_and_set_epoch():
     assert list(sampler) == sampler.order(3).tolist() != sampler.order(0).tolist()
     np.testing.assert_array_equal(sampler.order(3), np.random.default_rng([5, 3]).permutation(20)[1::2])
     assert DistributedSampler(range(20), 2, 1, seed=6).order(3).tolist() != sampler.order(3).tolist()
+    sampler.set_epoch(0)                                       # back to the first epoch: allowed
+    assert list(sampler) == sampler.order(0).tolist()
+    one = DistributedSampler(range(4), rank=0)                 # the other one from the world (size 1)
+    two = DistributedSampler(range(4), num_replicas=2)         # ... (rank 0)
+    assert (one.num_replicas, one.rank, two.num_replicas, two.rank) == (1, 0, 2, 0)
     ordered = DistributedSampler(range(7), 2, 1, shuffle=False)
     assert list(ordered) == [1, 3, 5, 0]                       # padded with the first index
 
