@@ -4,8 +4,8 @@ Every operator and method below calls one op explicitly (``Add.apply(self, other
 grep finds each definition. Tensor itself computes nothing: ops live in ``minigrad/ops``, the
 graph node in ``autograd/function.py``, the backward pass in ``autograd/engine.py``.
 In-place updates (``+= -= *= /=``, ``t[i] = v``) change ``.data`` and bump the tensor's version
-(``_bump_version``); ``Function.apply`` notes the version of every tensor an op saves, and backward
-refuses one that changed since (in ``engine.run_backward``).
+(``_bump_version``); ``Function.apply`` notes the versions of an op's inputs when it saves
+something, and backward refuses a saved tensor that changed since (``function.check_saved``).
 """
 import numpy as np
 
@@ -45,17 +45,6 @@ def _as_array(data, dtype, what="tensor"):
         raise TypeError(f"{what}: expected numbers (a number, nested lists of numbers or a numeric "
                         f"array), got {type(data).__name__} {data!r:.60} (dtype {array.dtype})")
     return array
-
-
-class RemovableHandle:
-    """Returned by ``register_hook`` and ``register_post_accumulate_grad_hook``;
-    ``handle.remove()`` unregisters the hook."""
-
-    def __init__(self, hooks):
-        self.hooks, self.id = hooks, next(modes.handle_ids)
-
-    def remove(self):
-        self.hooks.pop(self.id, None)
 
 
 class Tensor:
@@ -172,7 +161,7 @@ class Tensor:
             raise RuntimeError("cannot register a hook on a tensor that does not require grad")
         if self._hooks is None:
             self._hooks = {}
-        return _add_hook(self._hooks, hook)
+        return hooks.add_hook(self._hooks, hook)
 
     def register_post_accumulate_grad_hook(self, hook):
         """Call ``hook(tensor)`` after backward has accumulated this leaf's ``.grad`` (PyTorch's
@@ -186,7 +175,7 @@ class Tensor:
                                f"(this one was made by {self._ctx.fn.__name__}); use register_hook")
         if self._post_accumulate_hooks is None:
             self._post_accumulate_hooks = {}
-        return _add_hook(self._post_accumulate_hooks, hook)
+        return hooks.add_hook(self._post_accumulate_hooks, hook)
 
     def detach(self):
         """A new leaf sharing this tensor's memory (and its version counter), cut off from the graph.
@@ -217,26 +206,20 @@ class Tensor:
     # under no_grad (an optimizer's update). While recording, a leaf that requires grad is refused
     # (as in PyTorch), and so is a tensor inside a graph: minigrad does not record in-place ops.
     def __iadd__(self, other):
-        self._check_in_place(other, "+=")
-        np.add(self.data, _data(other), out=self.data)
-        self._bump_version()
-        return self
+        return self._in_place(np.add, other, "+=")
 
     def __isub__(self, other):
-        self._check_in_place(other, "-=")
-        np.subtract(self.data, _data(other), out=self.data)
-        self._bump_version()
-        return self
+        return self._in_place(np.subtract, other, "-=")
 
     def __imul__(self, other):
-        self._check_in_place(other, "*=")
-        np.multiply(self.data, _data(other), out=self.data)
-        self._bump_version()
-        return self
+        return self._in_place(np.multiply, other, "*=")
 
     def __itruediv__(self, other):
-        self._check_in_place(other, "/=")
-        np.true_divide(self.data, _data(other), out=self.data)
+        return self._in_place(np.true_divide, other, "/=")
+
+    def _in_place(self, ufunc, other, what):
+        self._check_in_place(other, what)
+        ufunc(self.data, _data(other), out=self.data)
         self._bump_version()
         return self
 
@@ -411,15 +394,6 @@ def _index_data(index):
     return _data(index)
 
 
-def _add_hook(hooks, hook):
-    """Register ``hook`` in the dict ``hooks`` under a fresh id; the handle removes it."""
-    if not callable(hook):
-        raise TypeError(f"a hook must be callable, got {type(hook).__name__} {hook!r:.60}")
-    handle = RemovableHandle(hooks)
-    hooks[handle.id] = hook
-    return handle
-
-
 def _root_grad(root, grad, create_graph):
     """The gradient that seeds backward: ones for a one-element root, else ``grad`` checked."""
     if grad is None:
@@ -445,6 +419,6 @@ def tensor(data, requires_grad=False, dtype=None):
 
 
 # The ops import Function, and the engine imports Tensor, from this module: import them after the class.
-from .autograd import engine  # noqa: E402
+from .autograd import engine, hooks  # noqa: E402
 from .ops import elementwise, linalg, reduce  # noqa: E402
 from .ops import shape as shape_ops  # noqa: E402

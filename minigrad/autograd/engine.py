@@ -10,7 +10,8 @@ import numpy as np
 from .. import modes
 from ..tensor import Tensor, _root_grad, _wrap
 from .anomaly import check_finite
-from .function import modified_since_saved
+from .function import check_saved
+from .hooks import run_hooks, run_post_accumulate_hooks
 
 RELEASED = ("Trying to backward through the graph a second time (or to use a graph whose saved "
             "arrays were already freed). Pass retain_graph=True to the first backward() if you "
@@ -35,14 +36,16 @@ def topological_order(roots):
         if t in visited:
             continue
         visited.add(t)
-        stack.append((t, True))
         ctx = t._ctx
-        if ctx is not None:
-            if ctx.parents is None:
-                raise RuntimeError(RELEASED)
-            for p in reversed(ctx.parents):  # so the first input is emitted first
-                if p is not None and p not in visited:
-                    stack.append((p, False))
+        if ctx is None:                      # a leaf waits for nothing
+            order.append(t)
+            continue
+        if ctx.parents is None:
+            raise RuntimeError(RELEASED)
+        stack.append((t, True))
+        for p in reversed(ctx.parents):      # so the first input is emitted first
+            if p is not None and p not in visited:
+                stack.append((p, False))
     order.reverse()
     return order
 
@@ -109,9 +112,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                 continue
             # (3) backward, once the tensors it saved are known unchanged (PyTorch's check)
             if ctx.versions is not None:
-                for saved, cell, version in ctx.versions:
-                    if cell[0] != version:
-                        raise modified_since_saved(ctx, t if saved is None else saved, version)
+                check_saved(ctx, t)
             fn = ctx.fn
             if create_graph:  # the same backward on Tensors: the backward pass is recorded
                 input_grads = fn.backward(ctx.differentiable(t),
@@ -134,7 +135,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None):
                 grads[parent] = grads[parent] + g if parent in grads else g
             # (5) free the saved arrays: a training loop's memory stays flat
             if not retain_graph:
-                ctx.saved_tensors = ctx.parents = ctx.versions = ctx.inputs = None
+                ctx.saved_tensors = ctx.parents = ctx.versions = ctx.tensors = ctx.inputs = None
     finally:
         modes.local.grad_enabled = previous
     if capture is not None:
@@ -153,42 +154,6 @@ def take(grad, taken):
             grad = grad.copy()
         taken.add(id(grad))
     return grad
-
-
-def run_hooks(t, grad):
-    """Pass ``grad`` through ``t``'s hooks in order; a hook's non-None return replaces it and
-    must be the same kind (an array, a Tensor under create_graph) of the same shape."""
-    for hook in list(t._hooks.values()):
-        replaced = hook(grad)
-        if replaced is None:
-            continue
-        tensor = isinstance(grad, Tensor)
-        if tensor != isinstance(replaced, Tensor) or not (
-                tensor or (isinstance(replaced, (np.ndarray, np.generic)) and replaced.dtype.kind == "f")):
-            raise TypeError(f"hook {hook_name(hook)} returned {type(replaced).__name__} "
-                            f"{replaced!r:.60}; expected None or "
-                            f"{'a Tensor' if tensor else 'a floating-point numpy array'} of shape "
-                            f"{tuple(grad.shape)} (the gradient, changed)")
-        if tuple(replaced.shape) != tuple(grad.shape):
-            raise RuntimeError(f"hook {hook_name(hook)} returned a gradient of shape "
-                               f"{tuple(replaced.shape)} for a tensor of shape {tuple(grad.shape)}: "
-                               f"a hook may not change it")
-        grad = replaced if tensor else np.asarray(replaced, dtype=grad.dtype)
-    return grad
-
-
-def run_post_accumulate_hooks(t):
-    """Call each ``hook(t)`` registered with ``register_post_accumulate_grad_hook``."""
-    for hook in list(t._post_accumulate_hooks.values()):
-        returned = hook(t)
-        if returned is not None:
-            raise TypeError(f"post accumulate grad hook {hook_name(hook)} returned "
-                            f"{type(returned).__name__} {returned!r:.60}; it must return None "
-                            f"(it may change tensor.grad in place)")
-
-
-def hook_name(hook):
-    return repr(getattr(hook, "__name__", hook))
 
 
 def print_step(fn, grad, input_grads):

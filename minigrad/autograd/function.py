@@ -25,16 +25,16 @@ class Context:
     ``parents[i]``: the i-th input Tensor if it requires grad, else None; set when the op is
     recorded, and released (None) after backward, like ``saved_tensors``.
     ``saved_tensors``: what forward passed to ``save_for_backward`` (arrays, None or numbers);
-    backward reads it, as in PyTorch. ``versions``: for each saved array that is a Tensor's data,
-    (that Tensor or None for the output, its version cell, its version then), which backward checks.
-    ``inputs``: the arrays forward was given, to tell a saved input from a saved intermediate
-    (``saved_intermediates``). Hyperparameters (axis, eps, ...) are attributes that forward sets
-    (``ctx.axis = axis``).
+    backward reads it, as in PyTorch. ``inputs``: the arrays forward was given, to tell a saved
+    input from a saved intermediate (``saved_intermediates``). ``versions``: set when the op saved
+    something: each input's version then (None for a non-Tensor), the output's last; with
+    ``tensors`` (the inputs) they let ``check_saved`` find a saved tensor changed in place since.
+    Hyperparameters (axis, eps, ...) are attributes that forward sets (``ctx.axis = axis``).
     """
 
     parents = None         # class-level defaults: the hot path sets only what an op needs
     saved_tensors = ()
-    versions = None
+    versions = tensors = None
     inputs = None
 
     def __init__(self, fn, needs_input_grad):
@@ -121,12 +121,14 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **params):
         """Run the op on Tensors (or arrays, numbers, lists of numbers) and record it when needed."""
-        arrays, needs, parents, any_needs, plain = [], [], [], False, False   # one pass (hot path)
+        arrays, needs, parents, versions = [], [], [], []     # one pass (hot path)
+        any_needs = plain = False
         for x in inputs:
             if isinstance(x, Tensor):
                 arrays.append(x.data)
                 needs.append(x.requires_grad)
                 parents.append(x if x.requires_grad else None)
+                versions.append(x._version[0])
                 any_needs = any_needs or x.requires_grad
             else:
                 if isinstance(x, np.ndarray):
@@ -136,6 +138,7 @@ class Function:
                 arrays.append(x)
                 needs.append(False)
                 parents.append(None)
+                versions.append(None)
         record = any_needs and modes.local.grad_enabled
         if record:                 # the graph keeps its own copies: the caller may change theirs
             if plain:
@@ -160,8 +163,9 @@ class Function:
         if record:
             ctx.parents, ctx.inputs = tuple(parents), arrays
             result._ctx = ctx
-            if ctx.saved_tensors:
-                ctx.versions = saved_versions(ctx.saved_tensors, inputs, result)
+            if ctx.saved_tensors:  # what check_saved needs; which input was saved, it finds then
+                versions.append(result._version[0])
+                ctx.tensors, ctx.versions = inputs, versions
         if modes.anomaly:
             if record:
                 ctx.site = creation_site()
@@ -215,25 +219,17 @@ def own(value):
     return value
 
 
-def saved_versions(saved, inputs, result):
-    """[(Tensor or None for the output, its version cell, its version now)] for the saved arrays
-    that are a Tensor's data, or None: what backward must find unchanged (the one check is in
-    ``engine.run_backward``). Arrays the op made itself are its own. (Compared by identity,
-    never ==; plain loops: the cheapest form on the hot path.)"""
-    found = []
-    for x in inputs:
-        if isinstance(x, Tensor):
-            data = x.data
-            for a in saved:
-                if a is data:
-                    found.append((x, x._version, x._version[0]))
-                    break
-    out = result.data
-    for a in saved:
-        if a is out:                  # the output itself (Exp saves y); None, not the Tensor,
-            found.append((None, result._version, result._version[0]))   # which holds this node
-            break
-    return found or None
+def check_saved(ctx, output):
+    """Before ``ctx``'s backward: raise if a tensor it saved (an input's data, or ``output``'s,
+    the tensor it made) was changed in place since it was recorded (PyTorch's check). Only a
+    tensor whose version moved is looked for among the saved arrays, by identity."""
+    saved = ctx.saved_tensors
+    for x, version, array in zip(ctx.tensors, ctx.versions, ctx.inputs):
+        if version is not None and x._version[0] != version and any(a is array for a in saved):
+            raise modified_since_saved(ctx, x, version)
+    version = ctx.versions[-1]
+    if output._version[0] != version and any(a is output.data for a in saved):
+        raise modified_since_saved(ctx, output, version)
 
 
 def saved_intermediates(ctx, output):

@@ -123,13 +123,15 @@ def _bn_channels(x, running_mean, running_var, weight, bias):
     if len(shape) < 2:
         raise ValueError(f"batch_norm expects input of shape (N, C, ...), got {len(shape)}-D input of "
                          f"shape {shape}")
-    channels = shape[1]
+    channels, expected = shape[1], shape[1:2]
     for name, ref in (("running_mean", running_mean), ("running_var", running_var),
                       ("weight", weight), ("bias", bias)):
         if ref is None:
             continue
         ref = ref.data if isinstance(ref, Tensor) else ref
-        if ref.shape != (channels,):
+        if ref.dtype is dtype and ref.shape == expected:     # the usual case, at once
+            continue
+        if ref.shape != expected:
             raise ValueError(f"batch_norm: input has C={channels} channels (shape {shape}) but "
                              f"{name} has shape {ref.shape}")
         if ref.dtype != dtype:

@@ -12,7 +12,8 @@ import numpy as np
 
 from .. import modes
 from ..checks import float_dtype
-from ..tensor import RemovableHandle, Tensor
+from ..autograd.hooks import RemovableHandle
+from ..tensor import Tensor
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 

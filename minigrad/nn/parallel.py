@@ -105,26 +105,24 @@ class DistributedDataParallel(Module):
         if distributed.get_world_size() > 1:
             broadcast_coalesced([p.data for _, p in named] + list(module.buffers()))
             for _, p in named:
-                p._version[0] += 1                    # changed in place
+                p._bump_version()                     # changed in place
         self._names = [n for n, p in named if p.requires_grad]
         self._params = [p for _, p in named if p.requires_grad]
         self._buckets = make_buckets(self._params, bucket_cap_mb * 2 ** 20)
         self._bucket_of = {i: b for b, bucket in enumerate(self._buckets) for i in bucket}
         self._handles = [p.register_post_accumulate_grad_hook(functools.partial(self._grad_ready, i))
                          for i, p in enumerate(self._params)]
-        self._expecting = False      # a forward that will be followed by a synced backward ran
-        self._ready = set()          # indices of parameters whose gradient arrived since
-        self._missing = []           # per bucket: gradients still to arrive
-        self._next_bucket = 0        # buckets are reduced in order, the same on every rank
+        self._expecting = False      # a forward that will be followed by a synced backward ran;
+        # only then are the reduction's _ready, _missing and _next_bucket read: forward sets them
 
     def forward(self, *inputs, **kwargs):
         self._check_previous_reduction()
         if self.broadcast_buffers and distributed.get_world_size() > 1:
             broadcast_coalesced(list(self.module.buffers()))
         self._expecting = modes.is_grad_enabled() and self.require_backward_grad_sync
-        self._ready = set()
-        self._missing = [len(bucket) for bucket in self._buckets]
-        self._next_bucket = 0
+        self._ready = set()                                         # parameters whose gradient arrived
+        self._missing = [len(bucket) for bucket in self._buckets]   # per bucket: still to arrive
+        self._next_bucket = 0        # buckets are reduced in order, the same on every rank
         return self.module(*inputs, **kwargs)
 
     @contextlib.contextmanager

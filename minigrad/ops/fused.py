@@ -45,7 +45,7 @@ def group_dot(a, b, axes):
     """
     if not axes:
         return a * b
-    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+    if isinstance(a, np.ndarray):          # then b is one too: create_graph makes both Tensors
         return np.einsum(_dot_subscripts(a.ndim, axes), a, b)
     return (a * b).sum(axis=axes)
 
@@ -55,8 +55,8 @@ class Normalize(Function):
 
     The one normalisation kernel: batch, group and layer norm differ only in which values
     share a mean μ and a *biased* variance σ² (a "group"), and in which axes γ, β repeat along:
-        view, axes    x is viewed (no copy) as ``view`` (None: as it is); each group reduces
-                      over ``axes`` of that view
+        view, axes    x is viewed (no copy) as ``view`` (None: as it is, batch norm's layout,
+                      where param_axes must be ``axes``); each group reduces over ``axes``
         param_axes    the axes of the view that γ and β (or None) are broadcast along
     BatchNormFused, GroupNormFused and LayerNormFused below only choose these. forward returns
     (y, μ, σ², n): y shaped like x; μ and σ² per group, plain arrays shaped as the view without
@@ -94,7 +94,8 @@ class Normalize(Function):
         # batch norm: x as it is, γ repeating along the statistics' own axes: one γ per group;
         # else backward sums first over a group's axes along which γ is constant (``inner``;
         # group norm: the positions, when there are several; layer norm: none)
-        per_group = view is None and axes == param_axes
+        per_group = view is None           # batch norm (its callers' view is None only there,
+        #                                    where γ repeats along the statistics' axes)
         inner = None if per_group else tuple(a for a in axes if a in param_axes and xv.shape[a] > 1)
         param_shape = mean.shape if per_group else keep_shape(xv.shape, param_axes)  # (1, C, 1...)
         gamma = None if weight is None else weight.reshape(param_shape)     # γ in the view
@@ -252,27 +253,27 @@ class CrossEntropy(Function):
         exp /= sum_exp                                                 # in place: softmax
         ctx.save_for_backward(exp)
         ctx.target, ctx.reduction = target, reduction
-        if reduction == "mean":
-            return losses.mean()
-        return losses.sum() if reduction == "sum" else losses
+        if reduction == "none":
+            return losses
+        if reduction == "sum" or losses.dtype == np.float16:
+            return losses.sum() if reduction == "sum" else losses.mean()
+        return losses.sum() / len(losses)      # = losses.mean() (float16 sums in float32 there)
 
     @staticmethod
     def backward(ctx, grad_y):
         (probs,) = ctx.saved_tensors
         n = probs.shape[0]
-        onehot = np.zeros(probs.shape, dtype=probs.dtype)
-        onehot[np.arange(n), ctx.target] = 1
         if ctx.reduction == "none":
             upstream = grad_y.reshape(n, 1)          # one upstream value per row
         else:
             upstream = grad_y / n if ctx.reduction == "mean" else grad_y
+        onehot = np.zeros(probs.shape, dtype=probs.dtype)
+        onehot[np.arange(n), ctx.target] = 1
         return (probs - onehot) * upstream, None
 
     @staticmethod
     def rebuild_saved(ctx, saved):
         """softmax rebuilt from the logits with primitive ops (differentiable)."""
-        z = ctx.parents[0]
-        if z is None:
-            return saved
+        z = ctx.parents[0]        # recorded, so the logits require grad
         exp = (z - z.data.max(axis=1, keepdims=True)).exp()
         return (exp / exp.sum(axis=1, keepdims=True),)

@@ -156,10 +156,10 @@ def test_context_holds_fn_needs_and_saved_tensors():
     assert ctx.fn.__name__ == "Mul" and list(ctx.needs_input_grad) == [True, False]
     assert ctx.parents[0] is x and ctx.parents[1] is None
     assert ctx.saved_tensors[0] is x.data and ctx.saved_tensors[1] is c.data
-    assert [(t is x, cell, v) for t, cell, v in ctx.versions] == [(True, x._version, 0),
-                                                                  (False, c._version, 0)]
+    assert ctx.tensors == (x, c) and ctx.versions == [0, 0, 0]     # x's, c's, then y's
     y.backward(np.ones(3))
     assert ctx.saved_tensors is None and ctx.parents is None and ctx.versions is None
+    assert ctx.tensors is None and ctx.inputs is None
 
 
 @pytest.mark.parametrize("shape", [(), (1,)], ids=["0-d", "1-element"])
@@ -376,9 +376,9 @@ def test_saved_inputs_output_and_constants_need_no_declaration():
 def test_intermediates_are_found_by_position():
     x = leaf((4,))
     y = Centre.apply(x)
-    assert saved_intermediates(y.grad_fn, y) == (0,) and y.grad_fn.versions is None
+    assert saved_intermediates(y.grad_fn, y) == (0,) and y.grad_fn.tensors == (x,)
     y = SaveMean.apply(x)
-    assert saved_intermediates(y.grad_fn, y) == (1,) and [t is x for t, _, _ in y.grad_fn.versions] == [True]
+    assert saved_intermediates(y.grad_fn, y) == (1,) and y.grad_fn.tensors == (x,)
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "composed"])
