@@ -53,14 +53,12 @@ class _Toggle(contextlib.ContextDecorator):
     def _recreate_cm(self):   # as a decorator: a fresh one per call (threads share no stack)
         return _Toggle(self.owner, self.name, self.value)
 
-    def __enter__(self):
+    def __enter__(self):          # returns None, as PyTorch's no_grad() does (`as g`: g is None)
         self.saved.append(getattr(self.owner, self.name))
         setattr(self.owner, self.name, self.value)
-        return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc):     # returns None: an exception inside propagates
         setattr(self.owner, self.name, self.saved.pop())
-        return False
 
 
 _module = sys.modules[__name__]   # the owner of the process-wide flags

@@ -221,3 +221,10 @@ def test_manual_seed_returns_the_generator_it_installs():
     generator = mg.manual_seed(7)                  # as torch.manual_seed returns its Generator
     assert generator is mg.modes.rng
     assert generator.random() == np.random.default_rng(7).random()
+
+
+@pytest.mark.parametrize("toggle", [mg.no_grad, mg.enable_grad, mg.train_mode, mg.eval_mode,
+                                    mg.detect_anomaly, mg.trace_backward])
+def test_a_toggle_entered_with_as_gives_none_as_in_pytorch(toggle):
+    with toggle() as entered:
+        assert entered is None                 # torch: `with torch.no_grad() as g` gives None

@@ -107,8 +107,8 @@ def render(tensor, names=None):
         size = sum({id(_owner(a)): _owner(a).nbytes for a in saved}.values())
         rows.append((str(i), ctx.fn.__name__, _shape(t), str(t.dtype), "<- " + inputs,
                      f"saves {', '.join(what)} ({size} B)" if saved else ""))
-    widths = [max(len(r[k]) for r in rows) for k in range(5)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:5], widths)) + "  " + r[5] for r in rows]
+    widths = [max(map(len, column)) for column in zip(*rows)][:-1]    # the last column unpadded
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1] for r in rows]
     lines = [line.rstrip() for line in lines]
     ops = count_nodes(tensor)
     leaves = len(everything) - ops

@@ -144,6 +144,7 @@ def test_vacuous_warning_names_only_the_unused_input():
     with pytest.warns(mg.VacuousGradcheckWarning) as record:
         mg.gradcheck(lambda a, b: a * 2.0 + (b - b), [leaf((3,), 1), leaf((3,), 2)])
     assert len(record) == 1 and "input 1" in str(record[0].message)
+    assert record[0].filename == __file__          # the warning points at the gradcheck call
 
 
 def test_no_vacuous_warning_on_a_dependent_output():

@@ -1,6 +1,11 @@
-"""minigrad/data/digits.py: the bundled 8x8 digits (shapes, values, class counts)."""
-import numpy as np
+"""minigrad/data/digits.py: the bundled 8x8 digits (shapes, values, class counts), and a damaged
+copy refused."""
+import gzip
 
+import numpy as np
+import pytest
+
+from minigrad.data import digits as digits_module
 from minigrad.data import load_digits
 
 
@@ -32,3 +37,11 @@ def test_digits_calls_return_independent_arrays():
     X1[:] = -1
     X2, _ = load_digits()
     assert X2.min() == 0.0
+
+
+def test_a_damaged_bundled_file_is_refused(tmp_path, monkeypatch):
+    with gzip.open(tmp_path / "digits.csv.gz", "wt") as f:         # rows of 64 integers, not 65
+        f.write("\n".join(",".join(["1"] * 64) for _ in range(3)) + "\n")
+    monkeypatch.setattr(digits_module.importlib.resources, "files", lambda package: tmp_path)
+    with pytest.raises(ValueError, match=r"expected rows of 65 integers, got shape \(3, 64\)"):
+        load_digits()

@@ -119,3 +119,24 @@ def test_load_mnist_count_mismatch_and_wrong_kind(tmp_path):
     write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros((5, 2), dtype=np.uint8))
     with pytest.raises(ValueError, match=r"expected uint8 labels of shape \(N,\)"):
         load_mnist(tmp_path)
+
+
+def test_read_idx_at_the_size_boundaries(tmp_path):
+    # a file of exactly its header: an empty array (a 0 dimension), not a truncated header
+    write_idx(tmp_path / "empty", np.zeros((0,), dtype=np.uint8))
+    assert read_idx(tmp_path / "empty").shape == (0,)
+    # a magic number alone (0 dims): the missing value is a size error, not a missing magic
+    write_idx(tmp_path / "magic", None, raw=b"\x00\x00\x08\x00")
+    with pytest.raises(ValueError, match="needs 1 data bytes, found 0"):
+        read_idx(tmp_path / "magic")
+    write_idx(tmp_path / "scalar", None, raw=b"\x00\x00\x08\x00\x07")
+    assert read_idx(tmp_path / "scalar").shape == () and read_idx(tmp_path / "scalar") == 7
+
+
+@pytest.mark.parametrize("images", [np.zeros((5, 784), np.uint8), np.zeros((5, 28, 28), np.int16)],
+                         ids=["2-D", "int16"])
+def test_load_mnist_refuses_images_that_are_not_uint8_n_rows_cols(tmp_path, images):
+    write_idx(tmp_path / "train-images-idx3-ubyte", images)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.zeros(5, dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"expected uint8 images of shape \(N, rows, cols\)"):
+        load_mnist(tmp_path)

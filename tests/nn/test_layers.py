@@ -105,6 +105,7 @@ def test_linear_refuses_feature_counts_that_are_not_ints(args, error, message):
         nn.Linear(*args)
     empty = nn.Linear(0, 2)                                   # as torch: no inputs, output = bias
     assert empty.weight.shape == (2, 0)
+    np.testing.assert_array_equal(empty.bias.data, [0, 0])   # torch's bound for fan_in 0 is 0
 
 
 def test_linear_rejects_input_of_another_dtype():

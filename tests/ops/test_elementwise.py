@@ -290,6 +290,15 @@ def test_binary_ops_promote_as_pytorch_does(a, b, expected):
     assert elementwise.result_type(x, y) == np.dtype(expected)
 
 
+@pytest.mark.parametrize("scalar", [np.float32(2.0), np.float64(2.0), np.int64(2)], ids=str)
+def test_a_numpy_scalar_beside_a_float16_array_counts_as_a_number(scalar):
+    # numpy would promote float16 ⊕ np.float32 to float32; PyTorch (and minigrad) keep float16,
+    # with the scalar on either side of the operator
+    t = mg.tensor(np.ones(3, np.float16))
+    for result in (t * scalar, scalar * t, t + scalar, scalar + t):
+        assert result.dtype == np.float16
+
+
 DIVISION = [("int64[2]", "int64[2]", "float32"), ("int32[2]", "2", "float32"),
             ("bool[2]", "bool[2]", "float32"), ("int64[2]", "float64[]", "float64"), ("float32[2]", "int64[2]", "float32"),
             ("float64[2]", "2", "float64")]
